@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from base64 import b32encode
+
+import segno
+from django.contrib import messages
+from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from ketaclinic.accounts.access import SESSION_TWO_FACTOR_PENDING, public, requires
+from ketaclinic.accounts.forms import LoginForm, TokenForm
+from ketaclinic.accounts.middleware import SESSION_CLINIC
+from ketaclinic.accounts.models import Membership
+from ketaclinic.accounts.roles import Perm
+
+SESSION_NEXT = "ketaclinic.after_login"
+
+
+def _safe_next(request: HttpRequest, candidate: str | None) -> str:
+    if candidate and url_has_allowed_host_and_scheme(candidate, {request.get_host()}):
+        return candidate
+    return str(reverse_lazy("home"))
+
+
+@public
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    form = LoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = authenticate(
+            request, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
+        )
+        if getattr(request, "axes_locked_out", False):
+            return render(request, "accounts/locked_out.html", status=403)
+        if user is None:
+            form.add_error(
+                None,
+                "That username and password do not match. Check both and "
+                "try again; after 5 failures the account is locked for 15 minutes.",
+            )
+        else:
+            login(request, user)
+            request.session[SESSION_NEXT] = _safe_next(request, request.GET.get("next"))
+            has_device = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+            needs = Membership.objects.filter(user=user, is_active=True).select_related("clinic")
+            required = not user.two_factor_waived and any(m.requires_two_factor for m in needs)
+            if has_device and not user.two_factor_waived:
+                request.session[SESSION_TWO_FACTOR_PENDING] = "verify"
+                return redirect("accounts:two_factor_verify")
+            if required:
+                request.session[SESSION_TWO_FACTOR_PENDING] = "setup"
+                return redirect("accounts:two_factor_setup")
+            return redirect(request.session.pop(SESSION_NEXT))
+    return render(request, "accounts/login.html", {"form": form})
+
+
+@require_POST
+@public
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, "You are signed out.")
+    return redirect("accounts:login")
+
+
+def _finish_two_factor(request: HttpRequest, device: TOTPDevice) -> HttpResponse:
+    otp_login(request, device)
+    request.session.pop(SESSION_TWO_FACTOR_PENDING, None)
+    return redirect(request.session.pop(SESSION_NEXT, str(reverse_lazy("home"))))
+
+
+@public
+@require_http_methods(["GET", "POST"])
+def two_factor_verify(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("accounts:login")
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        token = form.cleaned_data["token"].strip()
+        for device in TOTPDevice.objects.filter(user=request.user, confirmed=True):
+            if device.verify_token(token):
+                return _finish_two_factor(request, device)
+        form.add_error(
+            "token", "That code is wrong or has expired. Wait for the next code and enter it."
+        )
+    return render(request, "accounts/two_factor_verify.html", {"form": form})
+
+
+@public
+@require_http_methods(["GET", "POST"])
+def two_factor_setup(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("accounts:login")
+    if TOTPDevice.objects.filter(user=request.user, confirmed=True).exists():
+        if not request.user.is_verified():  # type: ignore[union-attr]
+            return redirect("accounts:two_factor_verify")
+    device, _ = TOTPDevice.objects.get_or_create(
+        user=request.user, confirmed=False, defaults={"name": "Authenticator app"}
+    )
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if device.verify_token(form.cleaned_data["token"].strip()):
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            messages.success(request, "Two-factor sign-in is set up.")
+            return _finish_two_factor(request, device)
+        form.add_error(
+            "token",
+            "That code does not match. Check the phone's clock is right and enter the newest code.",
+        )
+    qr = segno.make(device.config_url, error="m")
+    secret = b32encode(device.bin_key).decode().rstrip("=")
+    return render(
+        request,
+        "accounts/two_factor_setup.html",
+        {
+            "form": form,
+            "qr_data_uri": qr.svg_data_uri(scale=5, dark="#111"),
+            "secret_groups": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        },
+    )
+
+
+@requires(None, clinic=False)
+@require_http_methods(["GET", "POST"])
+def choose_clinic(request: HttpRequest) -> HttpResponse:
+    memberships = request.memberships  # type: ignore[attr-defined]
+    if request.method == "POST":
+        wanted = request.POST.get("clinic_id", "")
+        chosen = next((m for m in memberships if str(m.clinic_id) == wanted), None)
+        if chosen is None:
+            messages.error(request, "Choose one of your clinics.")
+        else:
+            request.session[SESSION_CLINIC] = chosen.clinic_id
+            messages.success(request, f"Now working in {chosen.clinic.name}.")
+            return redirect("home")
+    return render(request, "accounts/choose_clinic.html", {"choices": memberships})
+
+
+@requires(Perm.STAFF_VIEW)
+@require_http_methods(["GET"])
+def staff_list(request: HttpRequest) -> HttpResponse:
+    members = (
+        Membership.objects.filter(clinic=request.clinic)  # type: ignore[attr-defined]
+        .select_related("user")
+        .order_by("role", "user__last_name")
+    )
+    return render(request, "accounts/staff.html", {"members": members})
+
+
+@requires(None, clinic=False)
+@require_http_methods(["GET"])
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("patients:list")
+
+
+password_reset = public(
+    auth_views.PasswordResetView.as_view(
+        template_name="accounts/password_reset.html",
+        email_template_name="accounts/password_reset_email.txt",
+        subject_template_name="accounts/password_reset_subject.txt",
+        success_url=reverse_lazy("accounts:password_reset_done"),
+    )
+)
+password_reset_done = public(
+    auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html")
+)
+password_reset_confirm = public(
+    auth_views.PasswordResetConfirmView.as_view(
+        template_name="accounts/password_reset_confirm.html",
+        success_url=reverse_lazy("accounts:password_reset_complete"),
+    )
+)
+password_reset_complete = public(
+    auth_views.PasswordResetCompleteView.as_view(
+        template_name="accounts/password_reset_complete.html"
+    )
+)

@@ -1,0 +1,48 @@
+from django.urls import path
+
+from ketaclinic.inventory import views
+
+app_name = "ledger"
+urlpatterns = [
+    path("", views.stock, name="stock"),
+    path("setup/", views.setup, name="setup"),
+    path("setup/products/new/", views.product_create, name="product_create"),
+    path("setup/suppliers/new/", views.supplier_create, name="supplier_create"),
+    path("setup/locations/new/", views.location_create, name="location_create"),
+    path("receive/", views.receive, name="receive"),
+    path("draw/", views.draw, name="draw"),
+    path("draws/<int:entry_id>/", views.draw_detail, name="draw_detail"),
+    path("draws/<int:entry_id>/administer/", views.draw_administer, name="draw_administer"),
+    path("draws/<int:entry_id>/waste/", views.draw_waste, name="draw_waste"),
+    path("waste/", views.waste, name="waste"),
+    path("transfer/", views.transfer, name="transfer"),
+    path("return/", views.return_stock, name="return"),
+    path("destroy/", views.destroy, name="destroy"),
+    path("adjust/", views.adjust, name="adjust"),
+    path("entries/", views.entry_list, name="entries"),
+    path("entries/<int:entry_id>/", views.entry_detail, name="entry"),
+    path("entries/<int:entry_id>/reverse/", views.entry_reverse, name="entry_reverse"),
+    path("losses/", views.loss_list, name="losses"),
+    path("losses/new/", views.loss_new, name="loss_new"),
+    path("losses/<int:loss_id>/", views.loss_detail, name="loss"),
+    path("losses/<int:loss_id>/done/", views.loss_step, name="loss_step"),
+    path("counts/", views.count_list, name="counts"),
+    path("counts/start/", views.count_start, name="count_start"),
+    path("counts/<int:count_id>/", views.count_detail, name="count"),
+    path("counts/<int:count_id>/submit/", views.count_submit, name="count_submit"),
+    path("discrepancies/", views.discrepancy_list, name="discrepancies"),
+    path("discrepancies/<int:discrepancy_id>/", views.discrepancy_detail, name="discrepancy"),
+    path(
+        "discrepancies/<int:discrepancy_id>/resolve/",
+        views.discrepancy_resolve,
+        name="discrepancy_resolve",
+    ),
+    path("inventory/", views.inventory_list, name="inventories"),
+    path("inventory/new/", views.inventory_new, name="inventory_new"),
+    path("inventory/<int:inventory_id>/", views.inventory_detail, name="inventory"),
+    path("reports/", views.report_index, name="reports"),
+    path("reports/administrations/", views.report_administrations, name="report_administrations"),
+    path("reports/receipts/", views.report_receipts, name="report_receipts"),
+    path("reports/on-hand/", views.report_stock, name="report_stock"),
+    path("reports/discrepancies/", views.report_discrepancies, name="report_discrepancies"),
+]
