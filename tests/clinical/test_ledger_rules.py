@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ketaclinic.clinical.ledger import (
     ADMINISTRATION,
     DRAW,
+    MAX_QUANTITY_UG,
     WASTE,
     Movement,
     form_106_due,
@@ -452,3 +453,23 @@ def test_next_inventory_is_never_later_than_the_anniversary(last, annual):  # ty
 )
 def test_opened_containers_may_be_estimated_unless_over_1000_units(units, may_estimate):  # type: ignore[no-untyped-def]
     assert opened_container_may_be_estimated(units) is may_estimate
+
+
+@pytest.mark.parametrize("huge", ["1e999999", "1E+9999999999", "9" * 40, "-1e999999"])
+def test_a_huge_exponent_is_refused_before_any_arithmetic(huge: str) -> None:
+    for call in (
+        lambda: mg_to_ug(huge),
+        lambda: ml_to_ug(huge, 50),
+        lambda: ml_to_ug("1", huge),
+    ):
+        with pytest.raises(ValueError, match="out of range") as failure:
+            call()
+        assert len(str(failure.value)) < 120  # the figure is shortened, never echoed whole
+
+
+def test_no_single_entry_is_over_ten_kilograms() -> None:
+    assert mg_to_ug("10000000") == MAX_QUANTITY_UG
+    with pytest.raises(ValueError, match="more than the ledger takes"):
+        mg_to_ug("10000000.001")
+    with pytest.raises(ValueError, match="more than the ledger takes"):
+        ml_to_ug("200000.01", 50)

@@ -712,12 +712,19 @@ def test_a_count_of_an_empty_location_completes(stock, vial):  # type: ignore[no
     services.start_count(stock.nurse, stock.cart)  # and the next count can begin
 
 
-def test_a_count_finding_a_vial_the_books_do_not_have_opens_a_discrepancy(stock, vial):  # type: ignore[no-untyped-def]
+def test_a_count_takes_no_figure_for_a_lot_the_location_does_not_keep(stock, vial):  # type: ignore[no-untyped-def]
+    """A vial found where the book does not have it is not counted here: the count of the
+    location that books it comes up short, and that discrepancy's resolution explains it."""
     count = services.start_count(stock.nurse, stock.cart)
-    services.submit_count(stock.nurse, count, {vial.lot_id: VIAL_UG})
-    result = services.submit_count(stock.prescriber, count, {vial.lot_id: VIAL_UG})
+    refused(
+        lambda: services.submit_count(stock.nurse, count, {vial.lot_id: VIAL_UG}),
+        match="Lot K100 is not kept in Cart 1",
+    )
+    safe = services.start_count(stock.nurse, stock.safe)
+    services.submit_count(stock.nurse, safe, {vial.lot_id: 0})
+    result = services.submit_count(stock.prescriber, safe, {vial.lot_id: 0})
     [discrepancy] = result.discrepancies
-    assert (discrepancy.expected_ug, discrepancy.location) == (0, stock.cart)
+    assert (discrepancy.expected_ug, discrepancy.location) == (VIAL_UG, stock.safe)
 
 
 def test_one_ml_short_opens_a_discrepancy_until_it_is_explained(stock, vial, drawn):  # type: ignore[no-untyped-def]

@@ -186,9 +186,11 @@ def test_the_chart_shows_one_trend_per_scale_with_its_bands_and_the_visits(world
         instrument = names[name]
         assert card.count('<svg class="trend"') == 1
         assert f'aria-label="{name} over time"' in card
-        # One shaded rectangle and one label per band.
+        # One shaded rectangle, one swatch and one label per band.
         banded = [b for b in instrument.bands if b.low is not None]
-        assert card.count("<rect ") == len(banded) > 0
+        assert card.count('<rect class="band"') == len(banded) > 0
+        assert card.count("<rect ") == 2 * len(banded)
+        assert card.count('<text class="band-label"') == len(banded)
         for band in banded:
             assert f">{band.label}</text>" in card
         assert card.count('<circle class="point"') == 10

@@ -17,18 +17,43 @@ UG_PER_MG = 1000
 # Measurable volume: syringes used for ketamine are graduated to 0.01 mL (1 mL syringes).
 ML_PLACES = 2
 MG_PLACES = 3  # 1 µg
+# Sanity bounds on typed figures (not a regulation): no figure needs more than 13 digits
+# before the point, and no single movement is over 10 kg of drug.
+MAX_EXPONENT = 12
+MAX_QUANTITY_UG = 10**10
 
 
 def _decimal(value: object, what: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | str | Decimal | float):
-        raise ValueError(f"{what} must be a number; got {value!r}.")
+        raise ValueError(f"{what} must be a number; got {_short(value)}.")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
-        raise ValueError(f"{what} must be a number; got {value!r}.") from None
+        raise ValueError(f"{what} must be a number; got {_short(value)}.") from None
     if not number.is_finite():
-        raise ValueError(f"{what} must be a finite number; got {value!r}.")
+        raise ValueError(f"{what} must be a finite number; got {_short(value)}.")
+    if number and number.adjusted() > MAX_EXPONENT:
+        # Refused before any arithmetic: '1E+9999999999' would overflow the decimal context
+        # and '1e999999' would become an integer of a million digits. (A tiny figure is
+        # refused later, for its precision.)
+        raise ValueError(f"{what} is out of range; got {_short(value)}.")
     return number
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
+def decimal_value(value: object, what: str) -> Decimal:
+    """A finite number in a sane range as a Decimal; ValueError naming `what` otherwise."""
+    return _decimal(value, what)
+
+
+def decimal_places(number: Decimal) -> int:
+    """Digits after the point that matter: Decimal('2.50') -> 1."""
+    with localcontext(prec=MAX_PREC):  # exact, as in mg_to_ug
+        return _places(number)
 
 
 def _places(number: Decimal) -> int:
@@ -53,7 +78,10 @@ def _mg_to_ug(mg: object, what: str) -> int:
             f"{what} {number} mg has more precision than the ledger's unit (1 µg = 0.001 mg); "
             "round it to at most 3 decimal places."
         )
-    return int(number * UG_PER_MG)
+    ug = int(number * UG_PER_MG)
+    if ug > MAX_QUANTITY_UG:
+        raise ValueError(f"{what} {number} mg is more than the ledger takes in one entry.")
+    return ug
 
 
 def ml_to_ug(ml: object, concentration_mg_per_ml: object, *, what: str = "Volume") -> int:
@@ -77,6 +105,8 @@ def _ml_to_ug(ml: object, concentration_mg_per_ml: object, what: str) -> int:
     ug = volume * concentration * UG_PER_MG
     if ug != ug.to_integral_value():
         raise ValueError(f"{volume} mL at {concentration} mg/mL is not a whole number of µg.")
+    if ug > MAX_QUANTITY_UG:
+        raise ValueError(f"{what} {volume} mL is more than the ledger takes in one entry.")
     return int(ug)
 
 

@@ -118,6 +118,8 @@ def _whole_number(raw: str, what: str) -> int:
         raise ValueError(f"{what} must be a whole number; got {raw!r}.") from None
     if not number.is_finite() or number != number.to_integral_value():
         raise ValueError(f"{what} must be a whole number; got {raw}.")
+    if abs(number) > 100_000:
+        raise ValueError(f"{what} is too large; got {raw}.")
     return int(number)
 
 
@@ -229,7 +231,11 @@ class ProductForm(LedgerForm):
         widget=forms.TextInput(attrs={"inputmode": "decimal"}),
     )
     device_mg = forms.IntegerField(
-        label="mg per device", required=False, min_value=1, help_text="Nasal spray kits, e.g. 28"
+        label="mg per device",
+        required=False,
+        min_value=1,
+        max_value=1000,
+        help_text="Nasal spray kits, e.g. 28",
     )
     devices_per_container = forms.IntegerField(
         label="Devices per kit",
@@ -257,10 +263,13 @@ class ProductForm(LedgerForm):
                     continue
                 if not value.is_finite() or value <= 0:
                     self.add_error(name, f"{label} must be more than 0; got {raw}.")
-                elif -value.normalize().as_tuple().exponent > places:  # type: ignore[operator]
-                    self.add_error(name, f"{label} takes at most {places} decimal places.")
                 elif value >= 10_000:
+                    # Before normalize(): '1E+9999999999' overflows the decimal context.
                     self.add_error(name, f"{label} is too large; got {raw}.")
+                elif value.adjusted() < -places or (
+                    -value.normalize().as_tuple().exponent > places  # type: ignore[operator]
+                ):
+                    self.add_error(name, f"{label} takes at most {places} decimal places.")
                 else:
                     data[name] = value
             if not self.errors:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth.hashers import check_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -22,7 +24,7 @@ from ketaclinic.accounts.models import Membership, User
 from ketaclinic.accounts.roles import Role
 from ketaclinic.audit import services as audit
 from ketaclinic.audit.context import Actor
-from ketaclinic.audit.models import AuditAction
+from ketaclinic.audit.models import AuditAction, AuditEntry
 from ketaclinic.clinical import ledger as rules
 from ketaclinic.inventory.models import (
     Container,
@@ -44,6 +46,8 @@ from ketaclinic.inventory.models import (
 from ketaclinic.patients.models import Patient
 
 WITNESS_ROLES = {Role.PRESCRIBER, Role.NURSE, Role.CLINIC_ADMIN}
+# An entry's `at` may run this far ahead of the server's clock (a tablet's clock drifts).
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _fail(field: str | None, message: str) -> ValidationError:
@@ -115,6 +119,20 @@ def _append(
             raise _fail("quantity", f"Quantities are whole micrograms; got {amount!r}.")
     if quantity_ug <= 0:
         raise _fail("quantity", "The quantity must be more than 0.")
+    if quantity_ug > rules.MAX_QUANTITY_UG or abs(delta_ug) > rules.MAX_QUANTITY_UG:
+        raise _fail("quantity", "The quantity is more than the ledger takes in one entry.")
+    now = timezone.now()
+    if at is not None:
+        if timezone.is_naive(at):
+            at = timezone.make_aware(at, timezone.get_current_timezone())
+        if at > now + CLOCK_SKEW:
+            # 21 CFR 1304.21(d): the record carries the actual date of the movement; a time
+            # still to come cannot be one (a few minutes allow for a device's clock).
+            raise _fail(
+                "at",
+                f"The time {timezone.localtime(at):%Y-%m-%d %H:%M} cannot be in the future; "
+                "record the time it happened.",
+            )
     chain, _ = LedgerChain.objects.select_for_update().get_or_create(clinic=actor.clinic)
     locked = Container.objects.select_for_update().get(pk=container.pk, clinic=actor.clinic)
     lot = Lot.objects.select_for_update().get(pk=locked.lot_id)
@@ -128,7 +146,6 @@ def _append(
                 f"{rules.format_mg(-container_after)} below zero. Nothing was recorded."
             ),
         )
-    now = timezone.now()
     entry = LedgerEntry(
         clinic=actor.clinic,
         sequence=chain.last_sequence + 1,
@@ -194,6 +211,22 @@ def create_supplier(actor: Actor, *, name: str, address: str, dea_number: str) -
     return supplier
 
 
+def _product_figure(field: str, raw: Any, label: str, places: int) -> Decimal:
+    """A concentration or volume as a Decimal: positive, finite, below 10,000, and no finer
+    than the model stores; else a ValidationError at its field (never an overflow)."""
+    try:
+        value = rules.decimal_value(raw, label)
+    except ValueError as exc:
+        raise _fail(field, str(exc)) from None
+    if value <= 0:
+        raise _fail(field, f"{label} must be more than 0; got {value}.")
+    if value >= 10_000:
+        raise _fail(field, f"{label} is too large; got {value}.")
+    if rules.decimal_places(value) > places:
+        raise _fail(field, f"{label} takes at most {places} decimal places.")
+    return value
+
+
 def create_product(
     actor: Actor,
     *,
@@ -209,7 +242,16 @@ def create_product(
     if form == Form.INJECTION:
         if not concentration_mg_per_ml or not container_volume_ml:
             raise _fail(None, "A solution needs its concentration (mg/mL) and vial volume (mL).")
-        content = rules.ml_to_ug(container_volume_ml, concentration_mg_per_ml)
+        concentration_mg_per_ml = _product_figure(
+            "concentration_mg_per_ml", concentration_mg_per_ml, "The concentration", 3
+        )
+        container_volume_ml = _product_figure(
+            "container_volume_ml", container_volume_ml, "The vial volume", 2
+        )
+        try:
+            content = rules.ml_to_ug(container_volume_ml, concentration_mg_per_ml)
+        except ValueError as exc:
+            raise _fail("container_volume_ml", str(exc)) from None
     else:
         if not device_mg or not devices_per_container:
             raise _fail(None, "A nasal spray kit needs mg per device and devices per kit.")
@@ -476,44 +518,188 @@ def administer(
     )
 
 
+WITNESS_AUDIT = "witness_authentication"
+WITNESS_MISMATCH = "The witness's username and password (or code) did not match."
+
+
+def witness_lockout_policy() -> tuple[int, timedelta]:
+    """The login's lockout numbers (django-axes settings): failures allowed, and the window."""
+    limit = int(getattr(settings, "AXES_FAILURE_LIMIT", 5))
+    cooloff = getattr(settings, "AXES_COOLOFF_TIME", None)
+    if isinstance(cooloff, timedelta):
+        window = cooloff
+    elif isinstance(cooloff, int | float) and not isinstance(cooloff, bool):
+        window = timedelta(hours=cooloff)  # axes reads a number as hours
+    else:
+        window = timedelta(minutes=15)
+    return limit, window
+
+
+def _minutes(window: timedelta) -> str:
+    minutes = max(1, round(window.total_seconds() / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def authenticate_witness(actor: Actor, username: str, secret: str) -> tuple[User, str]:
     """The witness proves who they are now, with their password or a current TOTP code.
 
     The witness must be another active clinician or admin of this clinic, never the actor.
+    Wrong secrets are throttled like the login (AXES_FAILURE_LIMIT failures within
+    AXES_COOLOFF_TIME lock that witness's sign-in here; a success clears the count), and
+    every attempt is audited with the username tried, never the secret. The audit row is
+    written in its own transaction before the refusal is raised, so call this outside the
+    transaction of the write it witnesses (a refusal would roll the record back with it).
     """
-    user = User.objects.filter(username=username.strip(), is_active=True).first()
-    if user is None or not secret:
-        raise _fail("witness", "The witness's username and password (or code) did not match.")
-    if actor.user is not None and user.pk == actor.user.pk:
-        raise _fail("witness", "The witness must be someone other than the person wasting.")
-    member = Membership.objects.filter(user=user, clinic=actor.clinic, is_active=True).first()
-    if member is None or member.role not in WITNESS_ROLES:
-        raise _fail(
-            "witness", "The witness must be a prescriber, nurse or clinic admin of this clinic."
+    name = username.strip()
+    limit, window = witness_lockout_policy()
+    now = timezone.now()
+    with transaction.atomic():
+        # Attempts on one witness queue on their user row, so a burst cannot slip past the
+        # count. FOR NO KEY UPDATE: rows that merely refer to the user (an entry naming them
+        # as actor or witness takes FOR KEY SHARE) do not wait on it, so no deadlock.
+        user = (
+            User.objects.select_for_update(no_key=True)
+            .filter(username=name, is_active=True)
+            .first()
         )
-    if secret.strip().isdigit() and len(secret.strip()) == 6:
-        for device in TOTPDevice.objects.filter(user=user, confirmed=True):
-            if device.verify_token(secret.strip()):
-                return user, "totp"
-    if check_password(secret, user.password):
-        return user, "password"
-    raise _fail("witness", "The witness's username and password (or code) did not match.")
+        recent = AuditEntry.objects.filter(
+            clinic=actor.clinic,
+            object_type=WITNESS_AUDIT,
+            detail__username=name,
+            detail__result__in=["failed", "ok"],
+            at__gt=now - window,
+        ).order_by("-sequence")
+        failures = 0
+        for result in recent.values_list("detail__result", flat=True)[: limit + 1]:
+            if result == "ok":
+                break  # a success clears the failures before it
+            if result == "failed":
+                failures += 1
+
+        def attempt(result: str) -> None:
+            audit.record(
+                actor,
+                AuditAction.SIGN,
+                WITNESS_AUDIT,
+                user.pk if user else "",
+                detail={"username": name[:150], "result": result},
+            )
+
+        if failures >= limit:
+            attempt("locked_out")
+            outcome: tuple[User, str] | str = (
+                f"Too many failed witness sign-ins for {name}: their witness sign-in is "
+                f"locked for {_minutes(window)}. Ask another witness."
+            )
+        elif user is None or not secret:
+            attempt("failed")
+            outcome = WITNESS_MISMATCH
+        elif actor.user is not None and user.pk == actor.user.pk:
+            outcome = "The witness must be someone other than the person wasting."
+        elif (
+            member := Membership.objects.filter(
+                user=user, clinic=actor.clinic, is_active=True
+            ).first()
+        ) is None or member.role not in WITNESS_ROLES:
+            outcome = "The witness must be a prescriber, nurse or clinic admin of this clinic."
+        else:
+            outcome = WITNESS_MISMATCH
+            if secret.strip().isdigit() and len(secret.strip()) == 6:
+                for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+                    if device.verify_token(secret.strip()):
+                        outcome = (user, "totp")
+                        break
+            if isinstance(outcome, str) and check_password(secret, user.password):
+                outcome = (user, "password")
+            attempt("failed" if isinstance(outcome, str) else "ok")
+    if isinstance(outcome, str):
+        raise _fail("witness", outcome)
+    return outcome
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class WitnessProof:
+    """A witness's sign-in, made by sign_in_witness() before the caller opens the
+    transaction of the write it witnesses, and good for that actor for a few minutes."""
+
+    user: User
+    method: str
+    clinic_id: int
+    actor_user_id: int | None
+    at: datetime
+
+
+WITNESS_PROOF_LIFETIME = timedelta(minutes=5)
+
+
+def sign_in_witness(actor: Actor, username: str, secret: str) -> WitnessProof:
+    """authenticate_witness() for a caller whose write runs in its own transaction (a dosing
+    session's stop): call this first, outside that transaction, so a failed attempt is
+    committed (audited, counted for the lockout) even though the write is then not made;
+    pass the proof to waste(witness_proof=...)."""
+    user, method = authenticate_witness(actor, username, secret)
+    return WitnessProof(
+        user=user,
+        method=method,
+        clinic_id=actor.clinic.pk,
+        actor_user_id=actor.user.pk if actor.user else None,
+        at=timezone.now(),
+    )
+
+
+def _check_proof(actor: Actor, proof: WitnessProof) -> tuple[User, str]:
+    if proof.clinic_id != actor.clinic.pk or proof.actor_user_id != (
+        actor.user.pk if actor.user else None
+    ):
+        raise _fail("witness", "This witness signed in for someone else; sign in again.")
+    if timezone.now() - proof.at > WITNESS_PROOF_LIFETIME:
+        raise _fail("witness", "The witness signed in too long ago; sign in again, now.")
+    return proof.user, proof.method
+
+
 def waste(
     actor: Actor,
     *,
     quantity_ug: int,
-    witness_username: str,
-    witness_secret: str,
+    witness_username: str = "",
+    witness_secret: str = "",
     draw_entry: LedgerEntry | None = None,
     container: Container | None = None,
     reason: str = "",
     at: datetime | None = None,
+    witness_proof: WitnessProof | None = None,
 ) -> LedgerEntry:
-    """Waste residue, witnessed: from a syringe (names its draw) or left in a container."""
-    witness, method = authenticate_witness(actor, witness_username, witness_secret)
+    """Waste residue, witnessed: from a syringe (names its draw) or left in a container.
+    The witness signs in first, on its own (a failed attempt stays on record), unless the
+    caller already did with sign_in_witness() and passes the proof."""
+    if witness_proof is not None:
+        witness, method = _check_proof(actor, witness_proof)
+    else:
+        witness, method = authenticate_witness(actor, witness_username, witness_secret)
+    return _waste(
+        actor,
+        quantity_ug=quantity_ug,
+        witness=witness,
+        method=method,
+        draw_entry=draw_entry,
+        container=container,
+        reason=reason,
+        at=at,
+    )
+
+
+@transaction.atomic
+def _waste(
+    actor: Actor,
+    *,
+    quantity_ug: int,
+    witness: User,
+    method: str,
+    draw_entry: LedgerEntry | None,
+    container: Container | None,
+    reason: str,
+    at: datetime | None,
+) -> LedgerEntry:
     if draw_entry is not None:
         locked = _lock_draw(actor, draw_entry)
         remaining = undispensed_ug(locked)
@@ -589,7 +775,6 @@ def return_to_supplier(
     )
 
 
-@transaction.atomic
 def destroy(
     actor: Actor,
     container: Container,
@@ -600,11 +785,38 @@ def destroy(
     witnesses: tuple[tuple[str, str], tuple[str, str]],
     reason: str,
 ) -> LedgerEntry:
-    """Destruction of inventory with DEA Form 41 data and two witnesses (clinical.md §5.6)."""
+    """Destruction of inventory with DEA Form 41 data and two witnesses (clinical.md §5.6).
+    The witnesses sign in first, on their own (a failed attempt stays on record)."""
     first, first_method = authenticate_witness(actor, *witnesses[0])
     second, _ = authenticate_witness(actor, *witnesses[1])
     if first.pk == second.pk:
         raise _fail("witness", "Destruction needs two different witnesses.")
+    return _destroy(
+        actor,
+        container,
+        quantity_ug=quantity_ug,
+        method=method,
+        place=place,
+        first=first,
+        second=second,
+        first_method=first_method,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def _destroy(
+    actor: Actor,
+    container: Container,
+    *,
+    quantity_ug: int,
+    method: str,
+    place: str,
+    first: User,
+    second: User,
+    first_method: str,
+    reason: str,
+) -> LedgerEntry:
     lot = container.lot
     return _append(
         actor,
@@ -745,11 +957,23 @@ def book_by_lot(location: StorageLocation) -> dict[int, int]:
 
 @transaction.atomic
 def start_count(actor: Actor, location: StorageLocation, kind: str = "daily") -> Count:
-    if Count.objects.filter(location=location, status=CountStatus.OPEN).exists():
-        raise _fail(None, f"A count of {location.name} is already under way.")
+    """Open a count of one location. One open count per location: starts queue on the
+    location's row, so two people pressing Start together get one count, not two."""
+    locked = (
+        StorageLocation.objects.select_for_update()
+        .filter(pk=location.pk, clinic=actor.clinic)
+        .first()
+    )
+    if locked is None:
+        raise _fail("location", "Not part of this clinic.")
+    if Count.objects.filter(location=locked, status=CountStatus.OPEN).exists():
+        raise _fail(
+            "location",
+            f"A count of {locked.name} is already under way; enter your figures in that one.",
+        )
     return Count.objects.create(
         clinic=actor.clinic,
-        location=location,
+        location=locked,
         kind=kind,
         started_by=actor.user,
         started_at=timezone.now(),
@@ -780,8 +1004,33 @@ def submit_count(actor: Actor, count: Count, counted: dict[int, int]) -> CountRe
     missing = expected_lots - set(counted)
     if missing:
         raise _fail(None, "Enter a figure for every lot listed (0 if none is there).")
+    # Only lots kept at this location (a container there, or already counted in this count):
+    # a figure for a lot stored elsewhere would open a false discrepancy here.
+    kept = set(
+        Container.objects.filter(location=locked.location, clinic=actor.clinic)
+        .values_list("lot_id", flat=True)
+        .distinct()
+    ) | set(CountLine.objects.filter(count=locked).values_list("lot_id", flat=True))
+    strangers = sorted(set(counted) - kept)
+    if strangers:
+        names = dict(
+            Lot.objects.filter(pk__in=strangers, clinic=actor.clinic).values_list(
+                "pk", "lot_number"
+            )
+        )
+        # Another clinic's lot is named by its id only: its number is not this clinic's business.
+        listed = ", ".join(f"Lot {names[pk]}" if pk in names else f"lot #{pk}" for pk in strangers)
+        raise _fail(
+            None,
+            f"{listed} {'is' if len(strangers) == 1 else 'are'} not kept in "
+            f"{locked.location.name}; count only the lots listed.",
+        )
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in counted.values()):
+        raise _fail(None, "Counts are whole micrograms.")
     if any(value < 0 for value in counted.values()):
         raise _fail(None, "A count cannot be negative.")
+    if any(value > rules.MAX_QUANTITY_UG for value in counted.values()):
+        raise _fail(None, "A count is more than the ledger takes for one lot; check the figure.")
     now = timezone.now()
     CountLine.objects.bulk_create(
         CountLine(count=locked, counter=actor.user, lot_id=lot_id, counted_ug=value, entered_at=now)

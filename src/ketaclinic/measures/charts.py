@@ -17,8 +17,20 @@ from django.utils.safestring import SafeString, mark_safe
 from ketaclinic.clinical.instruments.model import Instrument
 
 WIDTH, HEIGHT = 640, 190
-LEFT, RIGHT, TOP, BOTTOM = 40, 12, 10, 34
+# The right margin holds the band labels, clear of the line and the latest point.
+LEFT, RIGHT, TOP, BOTTOM = 40, 132, 10, 34
+# Calm to alarming. A scale's bands are spread over the whole range, so its calmest band is
+# always the first colour and its most alarming the last, whatever the number of bands
+# (PCL-5 "probable PTSD" and Aldrete "not ready" are as alarming as PHQ-9 "severe").
 BAND_COLOURS = ["#e8f5ec", "#f4f7df", "#fdf3d7", "#fce5d3", "#f9d9d6", "#f3cbd0"]
+
+
+def band_colour(rank: int, count: int) -> str:
+    """The colour of the band `rank` steps from the calmest of `count` bands."""
+    if count <= 1:
+        return BAND_COLOURS[0]
+    last = len(BAND_COLOURS) - 1
+    return BAND_COLOURS[round(rank * last / (count - 1))]
 
 
 @dataclass(frozen=True)
@@ -59,22 +71,25 @@ def trend_svg(
         (b for b in instrument.bands if b.low is not None and b.high is not None),
         key=lambda b: b.low or 0,
     )
-    colours = BAND_COLOURS if not instrument.higher_is_better else list(reversed(BAND_COLOURS))
     for index, band in enumerate(ordered):
         top = _y(min(high, (band.high or 0) + 0.5), low, high)
         bottom = _y(max(low, (band.low or 0) - 0.5), low, high)
-        colour = (
-            colours[min(index, len(colours) - 1)]
-            if not instrument.higher_is_better
-            else colours[len(colours) - len(ordered) + index]
-        )
+        # Higher totals are worse, except on readiness scores (Aldrete, PADSS).
+        rank = len(ordered) - 1 - index if instrument.higher_is_better else index
+        colour = band_colour(rank, len(ordered))
         parts.append(
-            f'<rect x="{LEFT}" y="{top:.1f}" width="{WIDTH - LEFT - RIGHT}" '
+            f'<rect class="band" x="{LEFT}" y="{top:.1f}" width="{WIDTH - LEFT - RIGHT}" '
             f'height="{max(bottom - top, 0):.1f}" fill="{colour}"/>'
         )
+        # A swatch and the label in the right margin, level with the band's middle.
+        middle = (top + bottom) / 2
         parts.append(
-            f'<text x="{WIDTH - RIGHT - 4}" y="{top + 11:.1f}" text-anchor="end" '
-            f'font-size="10" fill="#6b7785">{escape(band.label)}</text>'
+            f'<rect x="{WIDTH - RIGHT + 4}" y="{middle - 4:.1f}" width="8" height="8" '
+            f'fill="{colour}" stroke="#c3ccd5"/>'
+        )
+        parts.append(
+            f'<text class="band-label" x="{WIDTH - RIGHT + 16}" y="{middle + 3.5:.1f}" '
+            f'font-size="10" fill="#5d6d7e">{escape(band.label)}</text>'
         )
     # Axes: min and max of the scale, and a few dates.
     for value in (low, high):

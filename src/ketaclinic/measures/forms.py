@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -15,14 +16,23 @@ def _encode(value: int | bool) -> str:
     return str(value)
 
 
+SKIP = "skip"  # the "not asked" choice of a conditional item; never pre-selected
+
+
 def _decode(raw: str) -> int | bool | None:
-    if raw in ("", None):
+    if raw in ("", None, SKIP):
         return None
     if raw == "yes":
         return True
     if raw == "no":
         return False
     return int(raw)
+
+
+def display_number(item: Item, position: int) -> str:
+    """The item's own number as printed on the scale (C-SSRS "6a", HAM-D "16b"), not its
+    position; named items without one (Aldrete "activity") are numbered by position."""
+    return item.number if re.fullmatch(r"\d+[a-z]?", item.number) else str(position)
 
 
 class ScaleForm(forms.Form):
@@ -38,19 +48,32 @@ class ScaleForm(forms.Form):
         texts: dict[str, str],
         *args: Any,
         require_all: bool = False,
+        audience: str = "staff",
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.instrument = instrument
-        for number, item in enumerate(instrument.items, start=1):
+        # "patient" on the portal: only the patient's own instructions are rendered (the
+        # staff ones are not sent to the phone at all, not merely hidden).
+        self.audience = audience
+        unscored_help = "Optional." if audience == "patient" else "Not part of the score."
+        for position, item in enumerate(instrument.items, start=1):
+            number = display_number(item, position)
+            choices = [(_encode(o.value), o.label) for o in item.options]
+            if item.asked_if is not None:
+                # A radio button cannot be unticked: without this, a question ticked by
+                # mistake after a No could only be undone by changing the earlier answer.
+                choices.append(
+                    (SKIP, "Skip this question" if audience == "patient" else "Not asked")
+                )
             self.fields[item.id] = forms.TypedChoiceField(
                 label=f"{number}. {texts[item.id]}",
-                choices=[(_encode(o.value), o.label) for o in item.options],
+                choices=choices,
                 coerce=_decode,
                 empty_value=None,
                 widget=forms.RadioSelect,
                 required=require_all and item.required and item.asked_if is None,
-                help_text="" if item.scored else "Not part of the score.",
+                help_text="" if item.scored else unscored_help,
                 error_messages={
                     "required": f"Please answer question {number}.",
                     "invalid_choice": f"Question {number}: %(value)s is not one of its answers.",

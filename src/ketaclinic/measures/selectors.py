@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ketaclinic.accounts.models import Clinic
 from ketaclinic.clinical import outcomes
-from ketaclinic.clinical.instruments import get_instrument
+from ketaclinic.clinical.instruments import get_instrument, list_instruments
 from ketaclinic.clinical.instruments.model import Instrument
 from ketaclinic.measures.charts import TrendPoint, trend_svg
 from ketaclinic.measures.models import Alert, InstrumentWording, ScaleResponse
@@ -55,8 +55,11 @@ def trends(patient: Patient, visit_days: list[date] | None = None) -> list[Scale
     for row in rows:
         by_code[row.instrument_code].append(row)
     result = []
+    # A fixed order, the instrument list's (PHQ-9, PHQ-2, GAD-7, QIDS-SR16, ...), so each
+    # chart stays in its place from visit to visit.
+    order = {instrument.code: n for n, instrument in enumerate(list_instruments())}
     for code, responses in sorted(
-        by_code.items(), key=lambda kv: -kv[1][-1].administered_at.timestamp()
+        by_code.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])
     ):
         instrument = get_instrument(code)
         scored = [r for r in responses if r.total is not None]
@@ -160,3 +163,22 @@ def item_texts(clinic: Clinic, instrument: Instrument) -> dict[str, str]:
         or {}
     )
     return {item.id: loaded.get(item.id) or item.wording or item.topic for item in instrument.items}
+
+
+def topic_only_self_report_scales(clinic: Clinic) -> list[Instrument]:
+    """Self-report scales whose patient would see item topics, not the scale's own wording:
+    the wording is not free to ship and the clinic has not loaded it (one query)."""
+    from ketaclinic.measures.services import SELF_REPORT_CODES
+
+    loaded = dict(
+        InstrumentWording.objects.filter(
+            clinic=clinic, instrument_code__in=SELF_REPORT_CODES
+        ).values_list("instrument_code", "wording")
+    )
+    result = []
+    for code in SELF_REPORT_CODES:
+        instrument = get_instrument(code)
+        wording = loaded.get(code) or {}
+        if any(not (wording.get(item.id) or item.wording) for item in instrument.items):
+            result.append(instrument)
+    return result

@@ -13,7 +13,10 @@ from ketaclinic.measures.models import Alert
 @db_task()
 def notify_alert_opened(alert_id: int) -> None:
     """Email the responsible prescriber: a link to the alert, no clinical detail."""
-    alert = Alert.objects.select_related("assigned_to").get(pk=alert_id)
+    alert = Alert.objects.select_related("assigned_to").filter(pk=alert_id).first()
+    if alert is None or alert.acknowledged_at is not None:
+        # Acknowledged before the worker got to it (a queue backlog, a retry): nothing to do.
+        return
     if alert.assigned_to is None or not alert.assigned_to.email:
         return
     notifications.send_email(

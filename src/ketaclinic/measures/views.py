@@ -21,6 +21,7 @@ from ketaclinic.measures.forms import (
     ChooseScaleForm,
     ScaleForm,
     SelfReportRequestForm,
+    display_number,
 )
 from ketaclinic.patients import selectors as patient_selectors
 
@@ -78,7 +79,7 @@ def scale_detail(request: HttpRequest, patient_id: int, response_id: int) -> Htt
     texts = selectors.item_texts(request.clinic, instrument)  # type: ignore[attr-defined]
     stored = {a.item_id: a.value for a in response.answers.all()}
     rows = []
-    for number, item in enumerate(instrument.items, start=1):
+    for position, item in enumerate(instrument.items, start=1):
         value = stored.get(item.id)
         label = (
             "not answered"
@@ -94,7 +95,7 @@ def scale_detail(request: HttpRequest, patient_id: int, response_id: int) -> Htt
         )
         rows.append(
             {
-                "number": number,
+                "number": display_number(item, position),  # as printed: C-SSRS "6a"
                 "text": texts[item.id],
                 "value": value,
                 "label": label,
@@ -142,7 +143,15 @@ def self_report_request(request: HttpRequest, patient_id: int) -> HttpResponse:
                 f"{sent.request.expires_at:%Y-%m-%d %H:%M}.",
             )
             return redirect("patients:chart", patient_id=patient.pk)
-    return render(request, "measures/request.html", {"patient": patient, "form": form})
+    return render(
+        request,
+        "measures/request.html",
+        {
+            "patient": patient,
+            "form": form,
+            "topic_only": selectors.topic_only_self_report_scales(request.clinic),  # type: ignore[attr-defined]
+        },
+    )
 
 
 @requires(Perm.ALERT_VIEW)

@@ -4,6 +4,7 @@ at a time, submit once. Patients never sign in; the link's request lives in the 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from ketaclinic.accounts.access import public
 from ketaclinic.clinical.instruments import get_instrument
+from ketaclinic.clinical.instruments.model import Instrument
 from ketaclinic.measures import selectors as measure_selectors
 from ketaclinic.measures import services
 from ketaclinic.measures.forms import ScaleForm
@@ -115,6 +117,28 @@ def verify(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/verify.html", {"form": form, "clinic": current.clinic})
 
 
+def patient_errors(instrument: Instrument, answers: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """Why these answers cannot be sent, in the patient's words: a question answered that
+    applies only after another answer (C-SSRS 3-5 after a Yes to 2, 6a after a Yes to 6)."""
+    found: list[tuple[str | None, str]] = []
+    by_id = {item.id: item for item in instrument.items}
+    for item in instrument.items:
+        if item.asked_if is None or answers.get(item.id) is None:
+            continue
+        parent_id, wanted = item.asked_if
+        if answers.get(parent_id) != wanted:
+            parent = by_id[parent_id].number
+            found.append(
+                (
+                    item.id,
+                    f"Question {item.number} is only for those who answered Yes to question "
+                    f'{parent}. Choose "Skip this question", or change your answer to question '
+                    f"{parent}.",
+                )
+            )
+    return found or [(None, "Please check your answers to these questions and send them again.")]
+
+
 @public
 @never_cache
 @require_http_methods(["GET", "POST"])
@@ -135,16 +159,24 @@ def scale(request: HttpRequest, number: int) -> HttpResponse:
         for k, v in (saved.get(instrument.code) or {}).items()
         if v is not None
     }
-    form = ScaleForm(instrument, texts, request.POST or None, initial=initial, require_all=True)
+    form = ScaleForm(
+        instrument,
+        texts,
+        request.POST or None,
+        initial=initial,
+        require_all=True,
+        audience="patient",
+    )
     if request.method == "POST" and form.is_valid():
         answers = form.answers()
         # Check the scale's own rules (skip logic) before moving on.
         from ketaclinic.clinical.instruments import score
 
-        errors = score(instrument.code, answers).errors
-        if errors:
-            for message in errors:
-                form.add_error(None, message)
+        if score(instrument.code, answers).errors:
+            # The library's messages are written for staff (item ids, "record it as not
+            # asked"); the patient gets the same rule in their own words, at the question.
+            for item_id, message in patient_errors(instrument, answers):
+                form.add_error(item_id, message)
         else:
             saved[instrument.code] = answers
             request.session[SESSION_ANSWERS] = saved
