@@ -2,7 +2,8 @@
 
 Run `bench/run.py` first (it seeds the database and creates the bench nurse). No server and
 no HTTP: Django's test client calls the views in this process, one request at a time, so the
-numbers are the cost of one request without queueing. For each page: median wall time, number
+numbers are the cost of one request without queueing. For each page: median wall time and
+Python CPU time (steadier than wall time on a busy machine), number
 of SQL queries, time spent inside them, and the slowest one. Then EXPLAIN ANALYZE of the SQL
 each search query runs (the count and the first page), with the plan's first scan node.
 """
@@ -55,12 +56,13 @@ def main() -> None:
 
     def page(label: str, call) -> None:  # type: ignore[no-untyped-def]
         call(0)  # warm caches and the connection
-        walls, sqls, counts, slowest = [], [], [], (0.0, "")
+        walls, cpus, sqls, counts, slowest = [], [], [], [], (0.0, "")
         for i in range(REPEAT):
             queries.clear()
             with connection.execute_wrapper(timer):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 response = call(i)
+                cpus.append((time.thread_time() - c0) * 1000)
                 walls.append((time.perf_counter() - t0) * 1000)
             if response.status_code != 200:
                 sys.exit(f"{label}: HTTP {response.status_code}")
@@ -68,11 +70,15 @@ def main() -> None:
             counts.append(len(queries))
             slowest = max([slowest, *queries])
         print(
-            f"{label:<26} {statistics.median(walls):7.1f} ms  {max(counts):3d} queries "
+            f"{label:<20} {statistics.median(walls):6.1f} ms {statistics.median(cpus):6.1f} ms CPU"
+            f" {max(counts):3d} queries "
             f"{statistics.median(sqls):7.1f} ms SQL   slowest {slowest[0]:6.1f} ms: {slowest[1]}"
         )
 
-    print(f"One request at a time, median of {REPEAT}, {run.CLINIC} ({clinic.pk}):\n")
+    print(
+        f"One request at a time, median of {REPEAT}, {run.CLINIC} ({clinic.pk}); "
+        "CPU is this Python thread's, without PostgreSQL's:\n"
+    )
     page("floor", lambda i: client.get("/floor/"))
     page("chart", lambda i: client.get(f"/patients/{ids[i % len(ids)]}/"))
     for q in run.SEARCH_QUERIES:

@@ -295,6 +295,119 @@ def test_the_database_refuses_to_update_or_delete_audit_entries(chain):  # type:
     call_command("audit", "verify", stdout=io.StringIO())
 
 
+def test_the_hash_covers_the_canonical_json_with_the_sequence_filled_in(world):  # type: ignore[no-untyped-def]
+    """PostgreSQL fills the sequence into the split payload: it must be the same JSON."""
+    import json
+
+    entry = AuditEntry(
+        clinic=world.clinic_a,
+        sequence=1234567,
+        at=datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=UTC),
+        actor=world.nurse,
+        patient_id=42,
+        action="update",
+        object_type="patient",
+        object_id="42",
+        ip="10.0.0.1",
+        user_agent='Mozilla "quoted" ünïcode',
+        request_id="r1",
+        reason="sequence:0 \"sequence\":1",
+        detail={"sequence": 0, "fields": ["phone"], "z": {"b": 1, "a": "é"}},
+    )
+    whole = json.dumps(
+        {
+            "clinic": entry.clinic_id,
+            "sequence": entry.sequence,
+            "at": entry.at.isoformat(timespec="microseconds"),
+            "actor": entry.actor_id,
+            "patient": entry.patient_id,
+            "action": entry.action,
+            "object_type": entry.object_type,
+            "object_id": entry.object_id,
+            "ip": entry.ip,
+            "user_agent": entry.user_agent,
+            "request_id": entry.request_id,
+            "reason": entry.reason,
+            "detail": entry.detail,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    assert audit_services.canonical_payload(entry) == whole
+    assert whole.isascii()
+
+
+def test_entries_with_every_kind_of_value_verify(world):  # type: ignore[no-untyped-def]
+    """What the database stores hashes the same as what record() hashed (both databases)."""
+    actor = Actor(
+        user=None,
+        clinic=world.clinic_a,
+        ip="2001:0db8:0000:0000:0000:0000:0000:0001",
+        user_agent="agent ünïcode \"q\" 'single'",
+        request_id="req-1",
+    )
+    written = [
+        audit_services.record(
+            actor, "override", "dose", 7, patient_id=3, reason="Reason: “why”", detail={"n": 1.5}
+        ),
+        audit_services.record(Actor.system(world.clinic_a), "read", "report"),
+        audit_services.record(actor, "export", "audit_log", detail={"rows": 10, "q": {"a": None}}),
+    ]
+    stored = list(AuditEntry.objects.filter(pk__in=[e.pk for e in written]).order_by("sequence"))
+    assert [e.sequence for e in stored] == [e.sequence for e in written]
+    assert [e.entry_hash for e in stored] == [e.entry_hash for e in written]
+    assert stored[1].previous_hash == stored[0].entry_hash
+    call_command("audit", "verify", stdout=io.StringIO())
+
+
+@pytest.mark.skipif(
+    connection.vendor == "sqlite",
+    reason="SQLite's in-memory test database takes one writer at a time; PostgreSQL runs this",
+)
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_form_one_unbroken_chain(world):  # type: ignore[no-untyped-def]
+    import threading
+
+    workers, each = 8, 15
+    barrier = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            clinic = Clinic.objects.get(pk=world.clinic_a.pk)
+            actor = Actor.system(clinic, user=world.nurse, label=f"thread {n}")
+            barrier.wait(timeout=10)
+            for i in range(each):
+                if i % 3 == 0:  # inside a caller's transaction, as writes do
+                    with transaction.atomic():
+                        audit_services.record(actor, "update", "thing", i, patient_id=n)
+                else:  # on its own, as page views do
+                    audit_services.record_read(actor, "patient_chart", n, patient_id=n)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    sequences = list(
+        AuditEntry.objects.filter(clinic=world.clinic_a)
+        .order_by("sequence")
+        .values_list("sequence", flat=True)
+    )
+    assert sequences == list(range(1, len(sequences) + 1))
+    assert len(sequences) >= workers * each
+    out = io.StringIO()
+    call_command("audit", "verify", stdout=out)
+    assert "intact" in out.getvalue()
+
+
 # --- the viewer and the export ---------------------------------------------------------------
 
 

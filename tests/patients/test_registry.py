@@ -462,6 +462,19 @@ def test_search_never_returns_another_clinic_s_patients(world, people):  # type:
     assert found(client, "obrien") == [] and found(client, "EXT-4471") == []
 
 
+def test_search_lists_each_match_once_in_name_order(world):  # type: ignore[no-untyped-def]
+    """Matches come from family names and from given names (a UNION): each patient once,
+    in the list's order (family, given), whichever name matched."""
+    by_given = register(world.clinic_a, world.nurse, given_name="Smitha", family_name="Adams")
+    by_family = register(world.clinic_a, world.nurse, given_name="Zoe", family_name="Smitten")
+    by_both = register(world.clinic_a, world.nurse, given_name="Smitty", family_name="Smitten")
+    register(world.clinic_a, world.nurse, given_name="Ann", family_name="Jones")
+    client = signed_in(world.nurse)
+    assert [p.pk for p in found(client, "smit")] == [by_given.pk, by_both.pk, by_family.pk]
+    assert [p.pk for p in found(client, "smitt smitt")] == [by_both.pk, by_family.pk]
+    assert [p.pk for p in found(client, "z smitten")] == [by_family.pk]
+
+
 def test_search_results_paginate(world):  # type: ignore[no-untyped-def]
     for n in range(30):
         register(world.clinic_a, world.nurse, given_name=f"Pat{n:02d}", family_name="Pagely")

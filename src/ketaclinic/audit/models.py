@@ -22,6 +22,8 @@ class AuditChain(models.Model):
     )
     last_sequence = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
+    # The hash before last_hash: lets one UPDATE ... RETURNING hand the new entry both hashes.
+    previous_hash = models.CharField(max_length=64, default="0" * 64)
 
 
 class AuditEntry(models.Model):

@@ -75,7 +75,11 @@ class Patient(models.Model):
                 fields=["clinic", "family_name_key", "given_name_key", "id"],
                 name="patient_family_key",
             ),
-            models.Index(fields=["clinic", "given_name_key"], name="patient_given_key"),
+            # Both keys and the id, like patient_family_key: name search reads only the index.
+            models.Index(
+                fields=["clinic", "given_name_key", "family_name_key", "id"],
+                name="patient_given_key",
+            ),
             models.Index(fields=["clinic", "date_of_birth"], name="patient_dob"),
         ]
 
