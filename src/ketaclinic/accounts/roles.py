@@ -27,6 +27,7 @@ class Perm(StrEnum):
     MEASUREMENT_RECORD = "measurement.record"  # weight and height
     AUDIT_VIEW = "audit.view"  # the audit log viewer and its CSV export
     STAFF_VIEW = "staff.view"  # the clinic's staff list
+    CLINIC_CONFIGURE = "clinic.configure"  # the clinic's details, thresholds and defaults
     SCALE_RECORD = "scale.record"  # record a rating scale for a patient
     SCALE_REQUEST = "scale.request"  # send a patient a self-report link
     ALERT_VIEW = "alert.view"  # the alert queue
@@ -42,6 +43,9 @@ class Perm(StrEnum):
     LEDGER_ADMINISTER = "ledger.administer"  # draws, administration, witnessed waste, transfers
     LEDGER_COUNT = "ledger.count"  # blind counts and inventories
     LEDGER_RESOLVE = "ledger.resolve"  # resolve discrepancies, reverse entries, report losses
+    SESSION_RECORD = "session.record"  # run a dosing session: checks, dose, vitals, discharge
+    SESSION_DECIDE = "session.decide"  # prescriber decisions in a session, co-signature
+    SESSION_CONFIGURE = "session.configure"  # clinic dosing settings and after-care text
 
 
 # Why these: the front desk registers and schedules but does not see clinical detail;
@@ -67,6 +71,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.COURSE_MANAGE,
             Perm.SCHEDULE_VIEW,
             Perm.SCHEDULE_MANAGE,
+            Perm.SESSION_RECORD,
+            Perm.SESSION_DECIDE,
+            Perm.SESSION_CONFIGURE,
         }
     ),
     Role.NURSE: frozenset(
@@ -85,6 +92,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.ASSESSMENT_RECORD,
             Perm.SCHEDULE_VIEW,
             Perm.SCHEDULE_MANAGE,
+            Perm.SESSION_RECORD,
         }
     ),
     # The front desk schedules and sends the questionnaire links before a visit but sees no
@@ -105,6 +113,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.CLINICAL_VIEW,
             Perm.AUDIT_VIEW,
             Perm.STAFF_VIEW,
+            Perm.CLINIC_CONFIGURE,
             Perm.ALERT_VIEW,
             Perm.LEDGER_VIEW,
             Perm.LEDGER_RECEIVE,
@@ -113,6 +122,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.SCHEDULE_VIEW,
             Perm.SCHEDULE_MANAGE,
             Perm.CHAIR_MANAGE,
+            Perm.SESSION_CONFIGURE,
         }
     ),
     Role.AUDITOR: frozenset(

@@ -10,6 +10,7 @@ urlpatterns = [
     path("two-factor/setup/", views.two_factor_setup, name="two_factor_setup"),
     path("clinic/", views.choose_clinic, name="choose_clinic"),
     path("staff/", views.staff_list, name="staff"),
+    path("clinic/settings/", views.clinic_settings, name="clinic_settings"),
     path("password-reset/", views.password_reset, name="password_reset"),
     path("password-reset/sent/", views.password_reset_done, name="password_reset_done"),
     path(

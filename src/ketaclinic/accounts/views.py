@@ -6,6 +6,7 @@ import segno
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth import views as auth_views
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -14,11 +15,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from ketaclinic.accounts import services
 from ketaclinic.accounts.access import SESSION_TWO_FACTOR_PENDING, public, requires
-from ketaclinic.accounts.forms import LoginForm, TokenForm
+from ketaclinic.accounts.forms import ClinicSettingsForm, LoginForm, TokenForm
 from ketaclinic.accounts.middleware import SESSION_CLINIC
-from ketaclinic.accounts.models import Membership
+from ketaclinic.accounts.models import Clinic, Membership
 from ketaclinic.accounts.roles import Perm
+from ketaclinic.audit.context import Actor
 
 SESSION_NEXT = "ketaclinic.after_login"
 
@@ -152,6 +155,29 @@ def staff_list(request: HttpRequest) -> HttpResponse:
         .order_by("role", "user__last_name")
     )
     return render(request, "accounts/staff.html", {"members": members})
+
+
+@requires(Perm.CLINIC_CONFIGURE)
+@require_http_methods(["GET", "POST"])
+def clinic_settings(request: HttpRequest) -> HttpResponse:
+    clinic = Clinic.objects.get(pk=request.clinic.pk)  # type: ignore[attr-defined]
+    form = ClinicSettingsForm(request.POST or None, instance=clinic)
+    if request.method == "POST" and form.is_valid():
+        try:
+            changed = services.update_clinic_settings(
+                Actor.from_request(request),
+                {name: form.cleaned_data[name] for name in services.CLINIC_SETTING_FIELDS},
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            labels = [str(form.fields[name].label) for name in changed]
+            messages.success(
+                request, "Saved: " + ", ".join(labels) + "." if changed else "No changes to save."
+            )
+            return redirect("accounts:clinic_settings")
+    return render(request, "accounts/clinic_settings.html", {"form": form})
 
 
 @requires(None, clinic=False)
