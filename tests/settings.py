@@ -25,3 +25,7 @@ from ketaclinic.site.settings import *  # noqa: E402,F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SMS_BACKEND = "ketaclinic.notifications.LocmemSMSBackend"
+# The test personas' clinics keep New York time (clinic A) and the pages count days on the
+# clinic's calendar; tests that compute "today" with timezone.localdate() must get the same
+# day, also in the hours when UTC has already moved on to tomorrow.
+TIME_ZONE = "America/New_York"

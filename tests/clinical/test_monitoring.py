@@ -79,6 +79,23 @@ def test_custom_thresholds() -> None:
         VitalThresholds(spo2_low=101)
 
 
+def test_thresholds_as_a_mapping_keep_the_other_defaults() -> None:
+    assert check_vitals(170, 100, 90, 95, {"sbp_high": 170}) == {"sbp_high"}
+    assert check_vitals(170, 100, 90, 95, {"sbp": 175}) == frozenset()
+    assert check_vitals(150, 110, 90, 95, {"sbp": 175}) == {"dbp_high"}  # default 110 kept
+    with pytest.raises(ValueError, match="unknown threshold"):
+        check_vitals(120, 80, 70, 98, {"temperature": 38})
+
+
+def test_the_defaults_are_180_110_110_and_92() -> None:
+    assert check_vitals(179, 109, 109, 92) == frozenset()
+    assert check_vitals(180, 109, 109, 92) == {"sbp_high"}
+    assert check_vitals(179, 110, 109, 92) == {"dbp_high"}
+    assert check_vitals(179, 109, 110, 92) == {"hr_high"}
+    assert check_vitals(179, 109, 109, 91) == {"spo2_low"}
+    assert check_vitals(185, 100, 80, 97) == {"sbp_high"}  # the 40-minute reading
+
+
 @pytest.mark.parametrize(
     ("reading", "message"),
     [
@@ -129,6 +146,8 @@ def test_predose_bp(sbp: int, dbp: int, ok: bool) -> None:
 
 def test_predose_bp_custom_limit() -> None:
     assert predose_bp_ok(150, 95, limit=(150, 95))
+    assert predose_bp_ok(150, 95, [150, 95])
+    assert not predose_bp_ok(150, 95)  # the acceptance case: 150/95 needs a decision
     assert not predose_bp_ok(151, 95, limit=(150, 95))
     with pytest.raises(ValueError, match="limit"):
         predose_bp_ok(120, 80, limit=(150,))  # type: ignore[arg-type]

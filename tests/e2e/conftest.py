@@ -114,15 +114,24 @@ def _append_only_tables_emptied(transactional_db) -> Iterator[None]:  # type: ig
     yield
     if connection.vendor != "sqlite":
         return
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")
-        triggers = cursor.fetchall()
-        for name, _table, _sql in triggers:
-            cursor.execute(f'DROP TRIGGER "{name}"')
-        for table in sorted({table for _name, table, _sql in triggers}):
-            cursor.execute(f'DELETE FROM "{table}"')
-        for _name, _table, sql in triggers:
-            cursor.execute(sql)
+    # Rows of other tables may still point at the append-only rows (a dosing session's doses at
+    # its ledger entries); the flush that follows removes those, so foreign keys are off for a
+    # moment (the pragma only takes effect outside a transaction).
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")
+            triggers = cursor.fetchall()
+            for name, _table, _sql in triggers:
+                cursor.execute(f'DROP TRIGGER "{name}"')
+            for table in sorted({table for _name, table, _sql in triggers}):
+                cursor.execute(f'DELETE FROM "{table}"')
+            for _name, _table, sql in triggers:
+                cursor.execute(sql)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA foreign_keys = ON")
 
 
 @pytest.fixture

@@ -92,7 +92,8 @@ def make_ledger(world) -> Ledger:  # type: ignore[no-untyped-def]
     )
     safe = services.create_location(admin, "Main safe", "safe")
     cart = services.create_location(admin, "Cart 1", "cart")
-    today = timezone.localdate()
+    # The clinic's own day (New York), as the pages count days to expiry from it.
+    today = timezone.localtime(timezone.now(), ZoneInfo(clinic.time_zone)).date()
 
     def receive(lot: str, expiry, containers: int, received_on=today, product=ketamine, where=safe):  # type: ignore[no-untyped-def]
         services.receive(

@@ -143,6 +143,32 @@ class Objects:
 
         return esketamine_course(self.patient_a, self.world.prescriber)
 
+    @cached_property
+    def dosing_session_a(self) -> Any:
+        """A dosing session of patient A, checked in today (the course's second appointment,
+        so the first stays free for the appointment_id URLs)."""
+        from django.utils import timezone
+
+        from ketaclinic.dosing import services as dosing
+        from ketaclinic.treatment import services as treatment
+        from tests.treatment.helpers import chair
+
+        nurse = Actor.system(self.world.clinic_a, user=self.world.nurse, label="test")
+        appointment = self.course_a.appointments.order_by("number")[1]
+        now = timezone.now()
+        slot = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+        treatment.book(
+            nurse, appointment, starts_at=slot, chair=chair(self.world.clinic_a), reason="test"
+        )
+        appointment.refresh_from_db()
+        return dosing.check_in(nurse, appointment, at=now)
+
+    @cached_property
+    def membership_a(self) -> Any:
+        """A clinic A member who is none of the personas walking the URLs, so deactivating
+        them or resetting their two-factor leaves the walk itself unchanged."""
+        return make_staff(self.world.clinic_a, "extra_nurse_a", Role.NURSE).memberships.get()
+
 
 # Keyword name -> the clinic A object id to put in the URL. Extend this when a URL gains a
 # keyword; the value must belong to clinic A so clinic B users can be shown to get 404.
@@ -160,6 +186,10 @@ URL_KWARGS: dict[str, Callable[[Objects], Any]] = {
     "assessment_id": lambda o: o.course_a.assessment_id,
     "course_id": lambda o: o.course_a.pk,
     "appointment_id": lambda o: o.course_a.appointments.order_by("number").first().pk,
+    # Dosing sessions.
+    "session_id": lambda o: o.dosing_session_a.pk,
+    # Staff management: a clinic A membership.
+    "membership_id": lambda o: o.membership_a.pk,
     # An instrument code names a definition every clinic shares (FHIR Questionnaire/<code>).
     "code": lambda o: "madrs",
 }

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from ketaclinic.accounts.roles import ROLES_REQUIRING_TWO_FACTOR, Role
 from ketaclinic.clinical import identifiers
@@ -86,6 +88,11 @@ class Clinic(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def today(self) -> date:
+        """Today on the clinic's own calendar. The server runs in UTC, and services also run
+        outside a request (worker, CLI), so never take the date from the active time zone."""
+        return timezone.localdate(timezone=ZoneInfo(self.time_zone))
 
 
 class User(AbstractUser):

@@ -6,7 +6,7 @@ All times must be timezone-aware ``datetime``; naive times raise ValueError.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -109,13 +109,44 @@ class VitalThresholds:
 
 DEFAULT_THRESHOLDS = VitalThresholds()
 
+_THRESHOLD_KEYS = {
+    "sbp_high": "sbp_high",
+    "sbp": "sbp_high",
+    "dbp_high": "dbp_high",
+    "dbp": "dbp_high",
+    "hr_high": "hr_high",
+    "hr": "hr_high",
+    "spo2_low": "spo2_low",
+    "spo2": "spo2_low",
+}
+
+
+def _thresholds(value: VitalThresholds | Mapping[str, Reading] | None) -> VitalThresholds:
+    """A clinic's thresholds as ``VitalThresholds`` or a mapping of some of them (``sbp_high``
+    or ``sbp``, ...); thresholds not named keep their defaults."""
+    if value is None:
+        return DEFAULT_THRESHOLDS
+    if isinstance(value, VitalThresholds):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(f"thresholds must be VitalThresholds or a mapping; got {value!r}")
+    fields: dict[str, Reading] = {}
+    for key, number in value.items():
+        name = _THRESHOLD_KEYS.get(str(key))
+        if name is None:
+            raise ValueError(
+                f"unknown threshold {key!r}; use sbp_high, dbp_high, hr_high or spo2_low"
+            )
+        fields[name] = number
+    return VitalThresholds(**fields)
+
 
 def check_vitals(
     sbp: Reading | None,
     dbp: Reading | None,
     hr: Reading | None,
     spo2: Reading | None,
-    thresholds: VitalThresholds | None = None,
+    thresholds: VitalThresholds | Mapping[str, Reading] | None = None,
 ) -> frozenset[str]:
     """Alert codes for one set of readings: sbp_high, dbp_high, hr_high, spo2_low.
 
@@ -123,7 +154,7 @@ def check_vitals(
     > 300, DBP <= 0 or > 200 or not below SBP, HR <= 0 or > 300, SpO2 <= 0 or > 100) raise
     ValueError.
     """
-    limits = thresholds if thresholds is not None else DEFAULT_THRESHOLDS
+    limits = _thresholds(thresholds)
     systolic, diastolic = _bp(sbp, dbp)
     rate = _reading(hr, "heart rate")
     sat = _reading(spo2, "oxygen saturation")
@@ -143,7 +174,7 @@ def check_vitals(
     return frozenset(alerts)
 
 
-def predose_bp_ok(sbp: Reading, dbp: Reading, limit: tuple[Reading, Reading] = (140, 90)) -> bool:
+def predose_bp_ok(sbp: Reading, dbp: Reading, limit: Sequence[Reading] = (140, 90)) -> bool:
     """False when SBP > limit[0] or DBP > limit[1]; 140/90 itself is OK.
 
     Spravato USPI: > 140/90 is the general guide for weighing a delay (clinical.md §2.4); for
@@ -152,7 +183,7 @@ def predose_bp_ok(sbp: Reading, dbp: Reading, limit: tuple[Reading, Reading] = (
     systolic, diastolic = _bp(sbp, dbp)
     if systolic is None or diastolic is None:
         raise ValueError("pre-dose blood pressure needs both systolic and diastolic readings")
-    if not isinstance(limit, tuple) or len(limit) != 2:
+    if isinstance(limit, str | bytes) or not isinstance(limit, Sequence) or len(limit) != 2:
         raise ValueError(f"limit must be (systolic, diastolic); got {limit!r}")
     max_sys, max_dia = _bp(limit[0], limit[1])
     if max_sys is None or max_dia is None:

@@ -48,8 +48,10 @@ __all__ = [
     "Protocol",
     "SessionRecord",
     "Violation",
+    "ResumeGuidance",
     "missed_dose_guidance",
     "plan",
+    "resume_guidance",
     "validate",
 ]
 
@@ -1016,3 +1018,133 @@ def missed_dose_guidance(code: str, phase: str) -> str:
         Protocol.ORAL_KETAMINE: "oral ketamine",
     }.get(proto, "a custom protocol")
     return _MISSED_GENERIC.format(route=route)
+
+
+# ---------------------------------------------------------------------------------------------
+# resuming esketamine after a pause
+
+TWICE_WEEKLY = "twice_weekly"
+WEEKLY = "weekly"
+EVERY_2_WEEKS = "every_2_weeks"
+# clinical.md §2.2 (S6, J&J missed-dose guidance 2025-10-10): "weekly -> twice weekly;
+# every-2-weeks -> weekly"
+_PREVIOUS_FREQUENCY = {WEEKLY: TWICE_WEEKLY, EVERY_2_WEEKS: WEEKLY}
+_FREQUENCY_WORDS = {
+    TWICE_WEEKLY: "twice weekly",
+    WEEKLY: "weekly",
+    EVERY_2_WEEKS: "every 2 weeks",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeGuidance:
+    """What the label's missed-dose guidance says when an esketamine course resumes.
+
+    ``action`` is ``continue_schedule`` (keep the current schedule; missed sessions are not
+    made up) or ``consider_previous_frequency`` (maintenance with worsening depression: the
+    prescriber considers returning to ``suggested_frequency``). It is guidance for the
+    prescriber, never an instruction to the patient.
+    """
+
+    action: str
+    label_week: int
+    phase: str
+    current_frequency: str
+    suggested_frequency: str
+    message: str
+    source: str
+
+
+def resume_guidance(
+    code: str,
+    first_dose: date,
+    resume_on: date,
+    *,
+    depression_worse: bool,
+    maintenance_every_weeks: int = 2,
+) -> ResumeGuidance:
+    """Missed-dose guidance for resuming an esketamine course on ``resume_on``.
+
+    Source (one line): clinical.md §2.2 "Missed sessions" (S6, J&J Medical Information,
+    updated 2025-10-10): weeks 1-4 continue the current schedule; in maintenance, if
+    depression worsens, consider returning to the prior frequency (weekly -> twice weekly;
+    every 2 weeks -> weekly).
+
+    The label week counts from the first dose (week 1 = days 0-6). ``maintenance_every_weeks``
+    is the week-9-on interval of an ``esketamine_trd`` course (1 or 2).
+    """
+    proto = _code(code)
+    if proto not in (Protocol.ESKETAMINE_TRD, Protocol.ESKETAMINE_MDSI):
+        raise ValueError(
+            f"resume guidance follows the Spravato label and applies to esketamine protocols "
+            f"only; {proto.value} has no published missed-dose rule (see missed_dose_guidance)"
+        )
+    for name, value in (("first_dose", first_dose), ("resume_on", resume_on)):
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise ValueError(f"{name} must be a date; got {value!r}")
+    if resume_on < first_dose:
+        raise ValueError(
+            f"the course cannot resume ({resume_on}) before its first dose ({first_dose})"
+        )
+    if isinstance(maintenance_every_weeks, bool) or maintenance_every_weeks not in (1, 2):
+        raise ValueError(
+            f"maintenance_every_weeks must be 1 (weekly) or 2 (every 2 weeks); "
+            f"got {maintenance_every_weeks!r}"
+        )
+    week = _label_week(first_dose, resume_on)
+    if week <= ESK_INDUCTION_WEEKS:
+        return ResumeGuidance(
+            action="continue_schedule",
+            label_week=week,
+            phase=INDUCTION,
+            current_frequency=TWICE_WEEKLY,
+            suggested_frequency=TWICE_WEEKLY,
+            message=(
+                f"Label week {week} (weeks 1-4): continue the current twice-weekly schedule; "
+                "missed sessions are not made up with extra sessions."
+            ),
+            source=SRC_MISSED,
+        )
+    if proto is Protocol.ESKETAMINE_MDSI:
+        return ResumeGuidance(
+            action="continue_schedule",
+            label_week=week,
+            phase=INDUCTION,
+            current_frequency=TWICE_WEEKLY,
+            suggested_frequency=TWICE_WEEKLY,
+            message=(
+                f"Label week {week}: the MDSI course is 4 weeks; use beyond 4 weeks has not been "
+                "systematically evaluated. The prescriber re-evaluates before any further dose."
+            ),
+            source=SRC_MDSI,
+        )
+    current = (
+        WEEKLY if week <= ESK_WEEKLY_UNTIL_WEEK or maintenance_every_weeks == 1 else (EVERY_2_WEEKS)
+    )
+    if not depression_worse:
+        return ResumeGuidance(
+            action="continue_schedule",
+            label_week=week,
+            phase=MAINTENANCE,
+            current_frequency=current,
+            suggested_frequency=current,
+            message=(
+                f"Label week {week} (maintenance, {_FREQUENCY_WORDS[current]}): depression has "
+                "not worsened, so continue the current schedule."
+            ),
+            source=SRC_MISSED,
+        )
+    previous = _PREVIOUS_FREQUENCY[current]
+    return ResumeGuidance(
+        action="consider_previous_frequency",
+        label_week=week,
+        phase=MAINTENANCE,
+        current_frequency=current,
+        suggested_frequency=previous,
+        message=(
+            f"Label week {week} (maintenance, {_FREQUENCY_WORDS[current]}) with worsening "
+            f"depression: consider returning to the previous frequency "
+            f"({_FREQUENCY_WORDS[current]} -> {_FREQUENCY_WORDS[previous]})."
+        ),
+        source=SRC_MISSED,
+    )

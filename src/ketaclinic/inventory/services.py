@@ -302,7 +302,7 @@ def receive(
         errors["invoice_number"] = "Enter the invoice number (the receipt record for CIII)."
     if not 1 <= containers <= 500:
         errors["containers"] = "Receive between 1 and 500 containers at a time."
-    today = timezone.localdate()
+    today = actor.clinic.today()
     if received_on > today:
         errors["received_on"] = "The receipt date cannot be in the future."
     if expiry <= received_on:
@@ -432,7 +432,7 @@ def draw(
     """Draw drug from a container for one patient (into the actor's custody)."""
     if patient.clinic_id != actor.clinic.pk:
         raise PermissionError("Patient belongs to another clinic.")
-    today = timezone.localdate()
+    today = actor.clinic.today()
     if container is None:
         if product is None or location is None:
             raise _fail(None, "Choose a container, or a product and a location.")

@@ -51,9 +51,20 @@ class PatientForm(forms.ModelForm):
             "referring_clinician",
             "referring_clinician_contact",
             "status",
+            "rems_patient_id",
+            "rems_enrolled_on",
         ]
-        widgets = {"date_of_birth": DateInput(format="%Y-%m-%d")}
-        error_messages = {"date_of_birth": {"invalid": DATE_ERROR}}
+        widgets = {
+            "date_of_birth": DateInput(format="%Y-%m-%d"),
+            "rems_enrolled_on": DateInput(format="%Y-%m-%d"),
+        }
+        error_messages = {
+            "date_of_birth": {"invalid": DATE_ERROR},
+            "rems_enrolled_on": {"invalid": DATE_ERROR},
+        }
+        help_texts = {
+            "rems_patient_id": "From the Spravato REMS enrolment form; needed before esketamine.",
+        }
 
     def __init__(self, *args, clinic_today: date | None = None, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
@@ -69,6 +80,30 @@ class PatientForm(forms.ModelForm):
         if dob.year < 1900:
             raise forms.ValidationError("Date of birth must be in 1900 or later.")
         return dob
+
+    def clean_rems_patient_id(self) -> str:
+        rems_id: str = (self.cleaned_data.get("rems_patient_id") or "").strip()
+        if rems_id and not rems_id.replace("-", "").isalnum():
+            raise forms.ValidationError("A REMS id may hold only letters, digits and dashes.")
+        return rems_id
+
+    def clean_rems_enrolled_on(self) -> date | None:
+        enrolled: date | None = self.cleaned_data.get("rems_enrolled_on")
+        if enrolled is not None and enrolled > self.clinic_today:
+            raise forms.ValidationError("The REMS enrolment date cannot be in the future.")
+        if enrolled is not None and enrolled.year < 2019:
+            # Spravato (and its REMS) was approved on 2019-03-05 (clinical.md §2.8).
+            raise forms.ValidationError("Spravato REMS enrolment began in 2019.")
+        return enrolled
+
+    def clean(self) -> dict:  # type: ignore[type-arg]
+        data = super().clean() or {}
+        rems_id, enrolled = data.get("rems_patient_id"), data.get("rems_enrolled_on")
+        if rems_id and enrolled is None and "rems_enrolled_on" not in self.errors:
+            self.add_error("rems_enrolled_on", "Enter the date the patient was enrolled.")
+        if enrolled is not None and not rems_id and "rems_patient_id" not in self.errors:
+            self.add_error("rems_patient_id", "Enter the patient's REMS id.")
+        return data
 
     def clean_mrn(self) -> str:
         mrn: str = self.cleaned_data.get("mrn", "").strip()

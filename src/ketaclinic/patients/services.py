@@ -38,6 +38,8 @@ PATIENT_FIELDS = (
     "referring_clinician_contact",
     "diagnosis_codes",
     "status",
+    "rems_patient_id",
+    "rems_enrolled_on",
 )
 
 

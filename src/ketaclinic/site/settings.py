@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "ketaclinic.portal",
     "ketaclinic.inventory",
     "ketaclinic.treatment",
+    "ketaclinic.dosing",
     "ketaclinic.fhir",
     "ketaclinic.demo",
 ]

@@ -10,6 +10,7 @@ urlpatterns = [
     path("patients/", include("ketaclinic.patients.urls")),
     path("audit/", include("ketaclinic.audit.urls")),
     path("ledger/", include("ketaclinic.inventory.urls")),
+    path("dosing/", include("ketaclinic.dosing.urls")),
     path("", include("ketaclinic.measures.urls")),
     path("", include("ketaclinic.portal.urls")),
     path("", include("ketaclinic.treatment.urls")),

@@ -214,6 +214,7 @@ class CourseForm(forms.Form):
             memberships__role=Role.PRESCRIBER,
             memberships__is_active=True,
         )
+        self.fields["responsible_prescriber"].label_from_instance = lambda u: u.display_name  # type: ignore[attr-defined]
         wanted = [c for c in PROTOCOL_CODES if c.startswith("esketamine") == (drug == "esketamine")]
         self.fields["protocol"].choices = [(c, c.replace("_", " ")) for c in wanted]  # type: ignore[attr-defined]
 
@@ -269,6 +270,7 @@ class BookingForm(forms.Form):
             memberships__is_active=True,
             memberships__role__in=[Role.PRESCRIBER, Role.NURSE],
         ).order_by("last_name")
+        self.fields["staff"].label_from_instance = lambda u: u.display_name  # type: ignore[attr-defined]
 
     def starts_at(self, tz: Any) -> datetime:
         return datetime.combine(
@@ -287,6 +289,27 @@ class DecisionForm(forms.Form):
     )
     maintenance_sessions = forms.IntegerField(min_value=0, max_value=52, initial=4, required=False)
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class PauseForm(forms.Form):
+    reason = forms.CharField(
+        label="Why is the course paused?", widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class ResumeForm(forms.Form):
+    resume_on = forms.DateField(label="Resume on", widget=forms.DateInput(attrs={"type": "date"}))
+    depression_worse = forms.BooleanField(
+        label="Depression has worsened since the last dose", required=False
+    )
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class WeightBasisForm(forms.Form):
+    weight_basis = forms.ChoiceField(label="New weight basis", choices=WeightBasis.choices)
+    reason = forms.CharField(
+        label="Why the basis changes", widget=forms.Textarea(attrs={"rows": 2})
+    )
 
 
 class ChairForm(forms.ModelForm):

@@ -4,6 +4,9 @@ reminders sent exactly once by the worker."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -123,6 +126,9 @@ class TreatmentCourse(models.Model):
     status = models.CharField(
         max_length=20, choices=CourseStatus.choices, default=CourseStatus.ACTIVE
     )
+    # A pause remembers the status it interrupted, so resuming returns to it.
+    paused_on = models.DateField(null=True, blank=True)
+    status_before_pause = models.CharField(max_length=20, blank=True)
     # Insurance
     payer = models.CharField(max_length=120, blank=True)
     member_id = models.CharField(max_length=60, blank=True)
@@ -133,6 +139,14 @@ class TreatmentCourse(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def typed_protocol_options(self) -> dict[str, Any]:
+        """The protocol options as ketaclinic.clinical.protocols takes them. They are stored as
+        text (JSON has no Decimal): doses back to Decimal, counts and intervals to int."""
+        return {
+            key: Decimal(value) if key in ("mg_per_kg", "dose_mg") else int(value)
+            for key, value in (self.protocol_options or {}).items()
+        }
 
 
 class Chair(models.Model):

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from ketaclinic import notifications
@@ -45,6 +45,11 @@ DEPRESSION_BASELINE_CODES = ("phq9", "qids_sr16")
 # 2 h monitoring after the first device, clinical.md §1.5c, §2.5).
 DEFAULT_DURATION = {Route.IV: 120, Route.NASAL: 150, Route.IM: 120, Route.ORAL: 120}
 BOOKABLE = (AppointmentStatus.PLANNED, AppointmentStatus.BOOKED)
+
+
+def clinic_today(clinic: Any) -> date:
+    """Today on the clinic's own calendar (the server runs in UTC; near midnight they differ)."""
+    return timezone.localdate(timezone=ZoneInfo(clinic.time_zone))
 
 
 def _errors(**fields: str) -> ValidationError:
@@ -96,7 +101,7 @@ def record_assessment(
         raise ValidationError(errors)
     try:
         result = eligibility.assess(
-            drug, _findings(patient, findings, vitals, timezone.localdate())
+            drug, _findings(patient, findings, vitals, clinic_today(actor.clinic))
         )
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
@@ -210,12 +215,12 @@ def start_course(
     assessment = EligibilityAssessment.objects.get(pk=assessment.pk)
     if patient.clinic_id != clinic.pk or assessment.patient_id != patient.pk:
         raise PermissionError("Patient or assessment belongs elsewhere.")
-    today = timezone.localdate()
+    today = clinic_today(clinic)
     problems: dict[str, str] = {}
     if not assessment.is_signed:
         problems["assessment"] = "The eligibility assessment must be signed by a prescriber."
     elif (
-        today - timezone.localtime(assessment.signed_at).date()
+        today - timezone.localtime(assessment.signed_at, ZoneInfo(clinic.time_zone)).date()
     ).days > clinic.assessment_valid_days:
         problems["assessment"] = (
             f"The assessment is older than {clinic.assessment_valid_days} "
@@ -281,6 +286,12 @@ def start_course(
     except ValueError as exc:
         raise ValidationError({"protocol": str(exc)}) from None
     insurance = insurance or {}
+    # A form may send both dose fields; keep only the one this route's plan is written in, so
+    # an esketamine course never shows an mg/kg dose (or an IV course a fixed one).
+    if route == Route.NASAL:
+        mg_per_kg = None
+    elif route == Route.IV:
+        dose_mg = None
     course = TreatmentCourse.objects.create(
         clinic=clinic,
         patient=patient,
@@ -454,6 +465,11 @@ def book(
         raise ValidationError(
             f"A {locked.get_status_display().lower()} appointment cannot be moved."
         )
+    if locked.course.status in (CourseStatus.PAUSED, CourseStatus.STOPPED):
+        raise ValidationError(
+            f"The course is {locked.course.get_status_display().lower()}: resume it before "
+            "booking its sessions."
+        )
     if chair.clinic_id != actor.clinic.pk or not chair.is_active:
         raise ValidationError({"chair": "Choose an active chair of this clinic."})
     tz = ZoneInfo(actor.clinic.time_zone)
@@ -559,6 +575,10 @@ def decide_after_induction(
 ) -> TreatmentCourse:
     """The prescriber's choice at the end of the induction: maintenance, extend, or stop."""
     locked = TreatmentCourse.objects.select_for_update().get(pk=course.pk, clinic=actor.clinic)
+    if locked.status in (CourseStatus.PAUSED, CourseStatus.STOPPED):
+        raise ValidationError(
+            f"The course is {locked.get_status_display().lower()}; resume it before deciding."
+        )
     if decision not in ("maintenance", "extend", "stop"):
         raise ValidationError({"decision": "Choose maintenance, extend or stop."})
     if decision in ("maintenance", "extend") and maintenance_sessions < 1:
@@ -569,10 +589,7 @@ def decide_after_induction(
             status=AppointmentStatus.CANCELLED, move_reason="course stopped"
         )
     else:
-        options = {k: v for k, v in locked.protocol_options.items()}
-        typed: dict[str, Any] = {}
-        for key, value in options.items():
-            typed[key] = Decimal(value) if key in ("mg_per_kg", "dose_mg") else int(value)
+        typed = locked.typed_protocol_options()
         existing = locked.appointments.filter(kind=AppointmentKind.DOSING).count()
         planned = protocols.plan(
             locked.protocol,
@@ -593,6 +610,200 @@ def decide_after_induction(
         detail={"decision": decision, "sessions_added": maintenance_sessions},
     )
     return locked
+
+
+# --- pausing and resuming -----------------------------------------------------------------------
+
+
+def resume_guidance(
+    course: TreatmentCourse, resume_on: date, *, depression_worse: bool
+) -> protocols.ResumeGuidance | str:
+    """The missed-dose guidance for resuming `course` on `resume_on`: the label's rule for
+    esketamine (clinical.protocols.resume_guidance), the protocol's text otherwise."""
+    if course.protocol.startswith("esketamine"):
+        every = int(course.protocol_options.get("maintenance_every_weeks", 2))
+        return protocols.resume_guidance(
+            course.protocol,
+            course.start_date,
+            max(resume_on, course.start_date),
+            depression_worse=depression_worse,
+            maintenance_every_weeks=every if every in (1, 2) else 2,
+        )
+    phase = "maintenance" if course.status == CourseStatus.MAINTENANCE else "induction"
+    try:
+        return protocols.missed_dose_guidance(course.protocol, phase)
+    except ValueError:
+        return protocols.missed_dose_guidance(course.protocol, "course")
+
+
+@transaction.atomic
+def pause_course(actor: Actor, course: TreatmentCourse, *, reason: str) -> int:
+    """Pause a course: its future bookings are released (chair freed, reminders skipped) and
+    nothing more can be booked until it resumes. Returns how many bookings were released."""
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the course is paused."})
+    locked = TreatmentCourse.objects.select_for_update().get(pk=course.pk, clinic=actor.clinic)
+    if locked.status in (CourseStatus.PAUSED, CourseStatus.STOPPED):
+        raise ValidationError(f"The course is already {locked.get_status_display().lower()}.")
+    released = list(
+        locked.appointments.filter(status=AppointmentStatus.BOOKED, starts_at__gte=timezone.now())
+    )
+    ids = [a.pk for a in released]
+    ChairSlot.objects.filter(appointment_id__in=ids).delete()
+    Reminder.objects.filter(appointment_id__in=ids, status="pending").update(status="skipped")
+    Appointment.objects.filter(pk__in=ids).update(
+        status=AppointmentStatus.PLANNED,
+        starts_at=None,
+        chair=None,
+        staff=None,
+        version=models.F("version") + 1,
+    )
+    locked.status_before_pause = locked.status
+    locked.status = CourseStatus.PAUSED
+    locked.paused_on = clinic_today(actor.clinic)
+    locked.save(update_fields=["status", "status_before_pause", "paused_on"])
+    audit.record(
+        actor,
+        AuditAction.UPDATE,
+        "treatment_course",
+        locked.pk,
+        patient_id=locked.patient_id,
+        reason=reason.strip(),
+        detail={"status": "paused", "bookings_released": len(ids)},
+    )
+    course.refresh_from_db()
+    return len(ids)
+
+
+@transaction.atomic
+def resume_course(
+    actor: Actor,
+    course: TreatmentCourse,
+    *,
+    resume_on: date,
+    depression_worse: bool,
+    note: str = "",
+) -> protocols.ResumeGuidance | str:
+    """Resume a paused course on `resume_on` and return the missed-dose guidance shown to the
+    prescriber. Esketamine follows the label (clinical.md §2.2): sessions whose window closed
+    during the pause are missed, not made up, so they are marked cancelled; the schedule
+    carries on from the label week the patient is in."""
+    locked = TreatmentCourse.objects.select_for_update().get(pk=course.pk, clinic=actor.clinic)
+    if locked.status != CourseStatus.PAUSED:
+        raise ValidationError("Only a paused course can be resumed.")
+    if locked.paused_on and resume_on < locked.paused_on:
+        raise ValidationError(
+            {"resume_on": f"Resume on or after the day the course was paused ({locked.paused_on})."}
+        )
+    try:
+        guidance = resume_guidance(locked, resume_on, depression_worse=depression_worse)
+    except ValueError as exc:
+        raise ValidationError({"resume_on": str(exc)}) from None
+    missed = 0
+    if locked.protocol.startswith("esketamine"):
+        missed = locked.appointments.filter(
+            kind=AppointmentKind.DOSING, status=AppointmentStatus.PLANNED, latest__lt=resume_on
+        ).update(status=AppointmentStatus.CANCELLED, move_reason="missed while paused")
+    locked.status = locked.status_before_pause or CourseStatus.ACTIVE
+    locked.status_before_pause = ""
+    locked.paused_on = None
+    locked.save(update_fields=["status", "status_before_pause", "paused_on"])
+    audit.record(
+        actor,
+        AuditAction.UPDATE,
+        "treatment_course",
+        locked.pk,
+        patient_id=locked.patient_id,
+        reason=note.strip(),
+        detail={
+            "status": locked.status,
+            "resume_on": resume_on.isoformat(),
+            "depression_worse": depression_worse,
+            "sessions_missed": missed,
+            "guidance": guidance.action
+            if isinstance(guidance, protocols.ResumeGuidance)
+            else "text",
+        },
+    )
+    course.refresh_from_db()
+    return guidance
+
+
+@transaction.atomic
+def change_weight_basis(
+    actor: Actor, course: TreatmentCourse, *, weight_basis: str, reason: str
+) -> TreatmentCourse:
+    """Change an IV course's weight basis (actual, ideal, adjusted): an explicit amendment with
+    the prescriber's reason, recorded with the old and new basis and dosing weight. Nothing
+    else ever changes the basis (clinical.md §1.3, §9.3: store the basis)."""
+    locked = TreatmentCourse.objects.select_for_update().get(pk=course.pk, clinic=actor.clinic)
+    if locked.route != Route.IV or locked.mg_per_kg is None:
+        raise ValidationError({"weight_basis": "Only a weight-based IV dose plan has a basis."})
+    if weight_basis not in WeightBasis.values:
+        raise ValidationError({"weight_basis": "Choose actual, ideal or adjusted body weight."})
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the weight basis changes."})
+    if not Membership.objects.filter(
+        user=actor.user, clinic=actor.clinic, role=Role.PRESCRIBER, is_active=True
+    ).exists():
+        raise PermissionError("Only a prescriber changes the dose plan.")
+    actual, height = latest_weight(locked.patient)
+    if actual is None:
+        raise ValidationError({"weight_basis": "Record the patient's weight first."})
+    try:
+        weight = dosing.dosing_weight(
+            dosing.WeightBasis(weight_basis), actual, height, locked.patient.sex_at_birth
+        )
+    except ValueError as exc:
+        raise ValidationError({"weight_basis": str(exc)}) from None
+    before = {"weight_basis": locked.weight_basis, "dosing_weight_kg": str(locked.dosing_weight_kg)}
+    locked.weight_basis = weight_basis
+    locked.dosing_weight_kg = weight
+    locked.save(update_fields=["weight_basis", "dosing_weight_kg"])
+    audit.record(
+        actor,
+        AuditAction.UPDATE,
+        "treatment_course",
+        locked.pk,
+        patient_id=locked.patient_id,
+        reason=reason.strip(),
+        detail={
+            "amendment": "weight_basis",
+            "before": before,
+            "after": {"weight_basis": weight_basis, "dosing_weight_kg": str(weight)},
+        },
+    )
+    course.refresh_from_db()
+    return locked
+
+
+# --- chairs -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_chair(actor: Actor, *, name: str, room: str = "", capacity: int = 1) -> Chair:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the chair a name."})
+    if capacity < 1:
+        raise ValidationError({"capacity": "A chair seats at least one patient."})
+    if Chair.objects.filter(clinic=actor.clinic, name=name).exists():
+        raise ValidationError({"name": "A chair with this name exists."})
+    try:
+        with transaction.atomic():
+            chair = Chair.objects.create(
+                clinic=actor.clinic, name=name, room=room.strip(), capacity=capacity
+            )
+    except IntegrityError:  # the same name, added at the same moment by someone else
+        raise ValidationError({"name": "A chair with this name exists."}) from None
+    audit.record(
+        actor,
+        AuditAction.CREATE,
+        "chair",
+        chair.pk,
+        detail={"name": chair.name, "room": chair.room, "capacity": chair.capacity},
+    )
+    return chair
 
 
 def _fixed_part(protocol: str) -> int:
@@ -637,7 +848,9 @@ def send_due_reminders(now: datetime | None = None, limit: int = 200) -> int:
     for reminder_id in due_ids:
         with transaction.atomic():
             reminder = (
-                Reminder.objects.select_for_update(skip_locked=True)
+                # of=("self",): lock the reminder row only. PostgreSQL refuses FOR UPDATE on
+                # the nullable side of the outer join to the chair.
+                Reminder.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("appointment__patient", "appointment__chair", "clinic")
                 .filter(pk=reminder_id, status="pending")
                 .first()

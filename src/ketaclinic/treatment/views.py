@@ -7,14 +7,12 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from ketaclinic.accounts.access import has_perm, requires
 from ketaclinic.accounts.roles import Perm
 from ketaclinic.audit import services as audit
 from ketaclinic.audit.context import Actor
-from ketaclinic.clinical import protocols
 from ketaclinic.patients import selectors as patient_selectors
 from ketaclinic.treatment import selectors, services
 from ketaclinic.treatment.forms import (
@@ -23,8 +21,11 @@ from ketaclinic.treatment.forms import (
     ChairForm,
     CourseForm,
     DecisionForm,
+    PauseForm,
+    ResumeForm,
+    WeightBasisForm,
 )
-from ketaclinic.treatment.models import AppointmentStatus, Chair
+from ketaclinic.treatment.models import AppointmentStatus, Chair, CourseStatus
 
 
 def _add_errors(form, exc: ValidationError) -> None:  # type: ignore[no-untyped-def]
@@ -100,7 +101,7 @@ def course_new(request: HttpRequest, patient_id: int, assessment_id: int) -> Htt
         clinic=request.clinic,
         drug=assessment.drug,  # type: ignore[attr-defined]
         initial={
-            "start_date": timezone.localdate() + timedelta(days=1),
+            "start_date": services.clinic_today(request.clinic) + timedelta(days=1),  # type: ignore[attr-defined]
             "responsible_prescriber": request.user.pk,
         },
     )
@@ -144,15 +145,25 @@ def course_new(request: HttpRequest, patient_id: int, assessment_id: int) -> Htt
 @require_http_methods(["GET", "POST"])
 def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
     course = selectors.get_course(request.clinic, course_id)  # type: ignore[attr-defined]
-    sessions = selectors.course_sessions(course)
     clinical = has_perm(request, Perm.CLINICAL_VIEW)
-    progress = selectors.course_progress(course, sessions) if clinical else None
-    decision_form = DecisionForm(request.POST or None)
+    manage = has_perm(request, Perm.COURSE_MANAGE)
+    action = request.POST.get("action") if request.method == "POST" else None
+    decision_form = DecisionForm(request.POST if action == "decide" else None)
+    pause_form = PauseForm(request.POST if action == "pause" else None, prefix="pause")
+    basis_form = WeightBasisForm(
+        request.POST if action == "weight_basis" else None,
+        prefix="basis",
+        initial={"weight_basis": course.weight_basis},
+    )
+    resume_form = ResumeForm(
+        request.POST if action == "resume" else None,
+        prefix="resume",
+        initial={"resume_on": services.clinic_today(request.clinic)},  # type: ignore[attr-defined]
+    )
     if request.method == "POST":
-        action = request.POST.get("action")
         actor = Actor.from_request(request)
         try:
-            if action == "decide" and has_perm(request, Perm.COURSE_MANAGE):
+            if action == "decide" and manage:
                 if decision_form.is_valid():
                     services.decide_after_induction(
                         actor,
@@ -164,6 +175,37 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
                     )
                     messages.success(request, "Decision recorded.")
                     return redirect("treatment:course", course_id=course.pk)
+            elif action == "pause" and manage:
+                if pause_form.is_valid():
+                    released = services.pause_course(
+                        actor, course, reason=pause_form.cleaned_data["reason"]
+                    )
+                    messages.success(
+                        request, f"Course paused; {released} future booking(s) released."
+                    )
+                    return redirect("treatment:course", course_id=course.pk)
+            elif action == "resume" and manage:
+                if resume_form.is_valid():
+                    guidance = services.resume_course(
+                        actor,
+                        course,
+                        resume_on=resume_form.cleaned_data["resume_on"],
+                        depression_worse=resume_form.cleaned_data["depression_worse"],
+                        note=resume_form.cleaned_data["note"],
+                    )
+                    messages.success(request, "Course resumed.")
+                    messages.info(request, getattr(guidance, "message", guidance))
+                    return redirect("treatment:course", course_id=course.pk)
+            elif action == "weight_basis" and manage:
+                if basis_form.is_valid():
+                    services.change_weight_basis(
+                        actor,
+                        course,
+                        weight_basis=basis_form.cleaned_data["weight_basis"],
+                        reason=basis_form.cleaned_data["reason"],
+                    )
+                    messages.success(request, "Weight basis changed; the reason is on record.")
+                    return redirect("treatment:course", course_id=course.pk)
             elif action == "integration" and has_perm(request, Perm.SCHEDULE_MANAGE):
                 day = date.fromisoformat(request.POST.get("day", ""))
                 services.add_integration_session(actor, course, day)
@@ -173,11 +215,28 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
                 return HttpResponse("Your role does not allow that.", status=403)
         except ValueError:
             messages.error(request, "Enter the date as YYYY-MM-DD.")
+        except PermissionError as exc:
+            return HttpResponse(str(exc), status=403)
         except ValidationError as exc:
-            _add_errors(decision_form, exc)
+            form = {"pause": pause_form, "resume": resume_form, "weight_basis": basis_form}.get(
+                action or "", decision_form
+            )
+            _add_errors(form, exc)
+    sessions = selectors.course_sessions(course)
+    progress = selectors.course_progress(course, sessions) if clinical else None
     audit.record_read(
         Actor.from_request(request), "treatment_course", course_id, patient_id=course.patient_id
     )
+    today = services.clinic_today(request.clinic)  # type: ignore[attr-defined]
+    resume_preview = []
+    if clinical and course.status == CourseStatus.PAUSED:
+        for worse in (False, True):
+            try:
+                resume_preview.append(
+                    services.resume_guidance(course, today, depression_worse=worse)
+                )
+            except ValueError:
+                pass
     return render(
         request,
         "treatment/course.html",
@@ -187,10 +246,14 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
             "sessions": sessions,
             "progress": progress,
             "decision_form": decision_form,
+            "pause_form": pause_form,
+            "resume_form": resume_form,
+            "basis_form": basis_form,
+            "resume_preview": resume_preview,
             "clinical": clinical,
-            "guidance": protocols.missed_dose_guidance(course.protocol, "maintenance")
-            if course.protocol.startswith("esketamine")
-            else "",
+            "can_manage": manage,
+            "plan_labels": selectors.measurement_plan_labels(course),
+            "guidance": selectors.missed_dose_text(course),
         },
     )
 
@@ -258,7 +321,7 @@ def appointment_cancel(request: HttpRequest, appointment_id: int) -> HttpRespons
 @requires(Perm.SCHEDULE_VIEW)
 @require_http_methods(["GET"])
 def calendar_view(request: HttpRequest) -> HttpResponse:
-    today = timezone.localdate()
+    today = services.clinic_today(request.clinic)  # type: ignore[attr-defined]
     try:
         start = (
             date.fromisoformat(request.GET.get("date", "")) if request.GET.get("date") else today
@@ -269,7 +332,7 @@ def calendar_view(request: HttpRequest) -> HttpResponse:
     if view not in ("day", "week"):
         view = "week"
     by = request.GET.get("by", "chair")
-    if by not in ("chair", "staff"):
+    if by not in ("chair", "room", "staff"):
         by = "chair"
     if view == "week":
         start = start - timedelta(days=start.weekday())
@@ -300,12 +363,16 @@ def chair_list(request: HttpRequest) -> HttpResponse:
         if not has_perm(request, Perm.CHAIR_MANAGE):
             return HttpResponse("Only clinic admins manage chairs.", status=403)
         if form.is_valid():
-            chair = form.save(commit=False)
-            chair.clinic = request.clinic  # type: ignore[attr-defined]
-            if Chair.objects.filter(clinic=chair.clinic, name=chair.name).exists():
-                form.add_error("name", "A chair with this name exists.")
+            try:
+                chair = services.create_chair(
+                    Actor.from_request(request),
+                    name=form.cleaned_data["name"],
+                    room=form.cleaned_data["room"],
+                    capacity=form.cleaned_data["capacity"],
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
             else:
-                chair.save()
                 messages.success(request, f"Added {chair.name}.")
                 return redirect("treatment:chairs")
     chairs = Chair.objects.filter(clinic=request.clinic).order_by("name")  # type: ignore[attr-defined]
