@@ -3,7 +3,8 @@ from __future__ import annotations
 from django import forms
 
 from ketaclinic.accounts.models import Clinic
-from ketaclinic.accounts.services import CLINIC_SETTING_FIELDS
+from ketaclinic.accounts.roles import Role
+from ketaclinic.accounts.services import CLINIC_SETTING_FIELDS, new_staff_errors
 
 
 class LoginForm(forms.Form):
@@ -62,3 +63,64 @@ class ClinicSettingsForm(forms.ModelForm):
             "Patients who report suicidal thoughts must be shown crisis resources: "
             "enter them (for example: call or text 988)."
         )
+
+
+ROLE_CHOICES = [("", "Choose a role")] + list(Role.choices)
+ROLE_HELP = "Prescribers and clinic admins always sign in with two-factor."
+
+
+def _role_field() -> forms.ChoiceField:
+    return forms.ChoiceField(
+        choices=ROLE_CHOICES,
+        help_text=ROLE_HELP,
+        error_messages={"invalid_choice": "Choose one of the roles listed."},
+    )
+
+
+class NewStaffForm(forms.Form):
+    """A new staff account. No password: the person is emailed a link to choose one.
+    The service checks uniqueness and formats; these fields only shape the page."""
+
+    username = forms.CharField(
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocapitalize": "none", "autocomplete": "off"}),
+        help_text="What they type to sign in: letters, digits and @ . + - _",
+    )
+    first_name = forms.CharField(max_length=150)
+    last_name = forms.CharField(max_length=150)
+    email = forms.CharField(
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+        help_text="The link to choose a password is sent here.",
+    )
+    credentials = forms.CharField(max_length=40, required=False, help_text="e.g. MD, NP, RN, CRNA")
+    role = _role_field()
+
+    def clean(self) -> dict[str, object]:
+        # Every problem at once: a taken username shows beside a missing first name.
+        data = super().clean() or {}
+        fields = ("username", "first_name", "last_name", "email", "credentials")
+        values = [str(data.get(name) or "").strip() for name in fields]
+        for name, message in new_staff_errors(*values).items():
+            if name not in self.errors and self.data.get(self.add_prefix(name), "").strip():
+                self.add_error(name, message)
+        return data
+
+
+class ExistingStaffForm(forms.Form):
+    """Someone with an account at another clinic: their username and their role here."""
+
+    username = forms.CharField(
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocapitalize": "none", "autocomplete": "off"}),
+        help_text="The username they already sign in with.",
+    )
+    role = _role_field()
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(
+        choices=Role.choices,
+        label="Role in this clinic",
+        error_messages={"invalid_choice": "Choose one of the roles listed."},
+    )

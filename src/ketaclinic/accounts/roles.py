@@ -27,6 +27,7 @@ class Perm(StrEnum):
     MEASUREMENT_RECORD = "measurement.record"  # weight and height
     AUDIT_VIEW = "audit.view"  # the audit log viewer and its CSV export
     STAFF_VIEW = "staff.view"  # the clinic's staff list
+    STAFF_MANAGE = "staff.manage"  # add staff, change roles, deactivate, reset 2FA, unlock
     CLINIC_CONFIGURE = "clinic.configure"  # the clinic's details, thresholds and defaults
     SCALE_RECORD = "scale.record"  # record a rating scale for a patient
     SCALE_REQUEST = "scale.request"  # send a patient a self-report link
@@ -113,6 +114,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
             Perm.CLINICAL_VIEW,
             Perm.AUDIT_VIEW,
             Perm.STAFF_VIEW,
+            Perm.STAFF_MANAGE,
             Perm.CLINIC_CONFIGURE,
             Perm.ALERT_VIEW,
             Perm.LEDGER_VIEW,

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from base64 import b32encode
+from collections.abc import Callable
 
 import segno
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth import views as auth_views
@@ -15,9 +17,16 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from ketaclinic.accounts import services
-from ketaclinic.accounts.access import SESSION_TWO_FACTOR_PENDING, public, requires
-from ketaclinic.accounts.forms import ClinicSettingsForm, LoginForm, TokenForm
+from ketaclinic.accounts import selectors, services
+from ketaclinic.accounts.access import SESSION_TWO_FACTOR_PENDING, has_perm, public, requires
+from ketaclinic.accounts.forms import (
+    ClinicSettingsForm,
+    ExistingStaffForm,
+    LoginForm,
+    NewStaffForm,
+    RoleForm,
+    TokenForm,
+)
 from ketaclinic.accounts.middleware import SESSION_CLINIC
 from ketaclinic.accounts.models import Clinic, Membership
 from ketaclinic.accounts.roles import Perm
@@ -149,12 +158,188 @@ def choose_clinic(request: HttpRequest) -> HttpResponse:
 @requires(Perm.STAFF_VIEW)
 @require_http_methods(["GET"])
 def staff_list(request: HttpRequest) -> HttpResponse:
-    members = (
-        Membership.objects.filter(clinic=request.clinic)  # type: ignore[attr-defined]
-        .select_related("user")
-        .order_by("role", "user__last_name")
+    page = selectors.staff_page(request.clinic, request.GET.get("page"))  # type: ignore[attr-defined]
+    return render(
+        request,
+        "accounts/staff.html",
+        {
+            "page": page,
+            "members": page.object_list,
+            "can_manage": has_perm(request, Perm.STAFF_MANAGE),
+        },
     )
-    return render(request, "accounts/staff.html", {"members": members})
+
+
+def _field_errors(form: forms.Form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+@requires(Perm.STAFF_MANAGE)
+@require_http_methods(["GET", "POST"])
+def staff_add(request: HttpRequest) -> HttpResponse:
+    """Add a new staff account, or someone's existing account from another clinic."""
+    kind = request.POST.get("kind", "new") if request.method == "POST" else None
+    new_form = NewStaffForm(request.POST if kind == "new" else None, prefix="new")
+    existing_form = ExistingStaffForm(
+        request.POST if kind == "existing" else None, prefix="existing"
+    )
+    form = existing_form if kind == "existing" else new_form
+    if request.method == "POST" and form.is_valid():
+        actor = Actor.from_request(request)
+        try:
+            if kind == "existing":
+                membership = services.add_existing_user(actor, **form.cleaned_data)
+            else:
+                membership = services.add_staff_member(actor, **form.cleaned_data)
+        except ValidationError as exc:
+            _field_errors(form, exc)
+        else:
+            user = membership.user
+            if kind == "existing":
+                done = f"{user.display_name} now works here as {membership.get_role_display()}."
+            else:
+                done = (
+                    f"Added {user.display_name} as {membership.get_role_display()}. "
+                    f"An email to {user.email} has a link to choose their password."
+                )
+            messages.success(request, done)
+            return redirect("accounts:staff_member", membership_id=membership.pk)
+    return render(
+        request,
+        "accounts/staff_add.html",
+        {"new_form": new_form, "existing_form": existing_form, "kind": kind},
+        status=200,
+    )
+
+
+def _member_page(
+    request: HttpRequest, member: Membership, role_form: RoleForm | None = None
+) -> HttpResponse:
+    return render(
+        request,
+        "accounts/staff_member.html",
+        {
+            "member": member,
+            "role_form": role_form or RoleForm(initial={"role": member.role}),
+            "is_self": member.user_id == request.user.pk,
+        },
+    )
+
+
+@requires(Perm.STAFF_MANAGE)
+@require_http_methods(["GET"])
+def staff_member(request: HttpRequest, membership_id: int) -> HttpResponse:
+    member = selectors.get_member(request.clinic, membership_id)  # type: ignore[attr-defined]
+    return _member_page(request, member)
+
+
+@requires(Perm.STAFF_MANAGE)
+@require_POST
+def staff_change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    member = selectors.get_member(request.clinic, membership_id)  # type: ignore[attr-defined]
+    form = RoleForm(request.POST)
+    if form.is_valid():
+        before = member.get_role_display()
+        try:
+            changed = services.change_role(
+                Actor.from_request(request), member, form.cleaned_data["role"]
+            )
+        except ValidationError as exc:
+            _field_errors(form, exc)
+        else:
+            if changed.get_role_display() == before:
+                messages.info(request, f"{member.user.display_name} is already {before}.")
+            else:
+                messages.success(
+                    request,
+                    f"{member.user.display_name} is now {changed.get_role_display()} "
+                    f"(was {before}).",
+                )
+            return redirect("accounts:staff_member", membership_id=member.pk)
+    return _member_page(request, member, form)
+
+
+def _member_action(
+    request: HttpRequest,
+    membership_id: int,
+    act: Callable[[Actor, Membership], object],
+    done: Callable[[Membership, object], str],
+) -> HttpResponse:
+    """Run one POST action on a member: a refusal is shown as a message, nothing changes."""
+    member = selectors.get_member(request.clinic, membership_id)  # type: ignore[attr-defined]
+    try:
+        result = act(Actor.from_request(request), member)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, done(member, result))
+    return redirect("accounts:staff_member", membership_id=member.pk)
+
+
+@requires(Perm.STAFF_MANAGE)
+@require_POST
+def staff_deactivate(request: HttpRequest, membership_id: int) -> HttpResponse:
+    return _member_action(
+        request,
+        membership_id,
+        services.deactivate_membership,
+        lambda m, _: f"{m.user.display_name} can no longer work in this clinic.",
+    )
+
+
+@requires(Perm.STAFF_MANAGE)
+@require_POST
+def staff_reactivate(request: HttpRequest, membership_id: int) -> HttpResponse:
+    return _member_action(
+        request,
+        membership_id,
+        services.reactivate_membership,
+        lambda m, _: f"{m.user.display_name} can work in this clinic again.",
+    )
+
+
+@requires(Perm.STAFF_MANAGE)
+@require_POST
+def staff_reset_two_factor(request: HttpRequest, membership_id: int) -> HttpResponse:
+    return _member_action(
+        request,
+        membership_id,
+        services.reset_two_factor,
+        lambda m, _: (
+            f"Two-factor sign-in of {m.user.display_name} is reset: they set up "
+            "their authenticator app again when they next sign in."
+        ),
+    )
+
+
+@requires(Perm.STAFF_MANAGE)
+@require_POST
+def staff_unlock(request: HttpRequest, membership_id: int) -> HttpResponse:
+    return _member_action(
+        request,
+        membership_id,
+        services.unlock_account,
+        lambda m, cleared: (
+            f"{m.user.display_name} can sign in again."
+            if cleared
+            else f"{m.user.display_name} was not locked out; nothing to unlock."
+        ),
+    )
+
+
+@requires(Perm.STAFF_MANAGE)
+@require_POST
+def staff_send_link(request: HttpRequest, membership_id: int) -> HttpResponse:
+    return _member_action(
+        request,
+        membership_id,
+        services.send_password_link,
+        lambda m, _: f"Sent {m.user.email} a link to choose a password.",
+    )
 
 
 @requires(Perm.CLINIC_CONFIGURE)
