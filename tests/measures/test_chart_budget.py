@@ -268,3 +268,38 @@ def test_the_front_desk_sees_no_scales_on_the_chart(world, patient):  # type: ig
         .content.decode()
     )
     assert "trend-card" not in html and "<svg" not in html and "alert-banner" not in html
+
+
+def test_a_chart_without_responses_reads_no_visits_or_alerts(world, patient):  # type: ignore[no-untyped-def]
+    url = reverse("patients:chart", args=[patient.pk])
+    start = timezone.now() - timedelta(days=30)
+    add_visits(world, patient, [(start + timedelta(days=1)).date()])
+    without = queries(world.nurse, url)
+    assert [q for q in without if "measures_scaleresponse" in q]  # the one that finds none
+    assert not [q for q in without if "treatment_appointment" in q or "measures_alert" in q]
+
+    add_alerts(add_responses(patient, world.nurse, ("phq9",), 3, start)[:1], world.prescriber)
+    with_scales = queries(world.nurse, url)
+    assert len(with_scales) == len(without) + 2
+    assert len([q for q in with_scales if "treatment_appointment" in q]) == 1
+    assert len([q for q in with_scales if "measures_alert" in q]) == 1
+    html = signed_in(world.nurse).get(url).content.decode()
+    assert html.count('class="alert-banner') == 1 and '<line class="visit"' in html
+
+
+def test_unscored_responses_need_no_visit_days(world, patient):  # type: ignore[no-untyped-def]
+    from tests.measures.helpers import cssrs
+
+    record(world.nurse, patient, "cssrs_screen", cssrs())
+    add_visits(world, patient, [timezone.now().date()])
+    sql = queries(world.nurse, reverse("patients:chart", args=[patient.pk]))
+    assert not [q for q in sql if "treatment_appointment" in q]
+    assert len([q for q in sql if "measures_alert" in q]) == 1  # responses: alerts are read
+
+
+def test_the_trend_query_reads_no_json_it_does_not_show(world, patient):  # type: ignore[no-untyped-def]
+    add_responses(patient, world.nurse, ("phq9",), 3, timezone.now() - timedelta(days=5))
+    sql = queries(world.nurse, reverse("patients:chart", args=[patient.pk]))
+    trend = [q for q in sql if 'FROM "measures_scaleresponse"' in q]
+    assert len(trend) == 1
+    assert '"subscales"' not in trend[0] and '"convention"' not in trend[0]

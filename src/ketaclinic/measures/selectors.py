@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -44,20 +45,32 @@ def _classify(code: str, baseline: ScaleResponse | None, latest: ScaleResponse) 
         return None
 
 
-def trends(patient: Patient, visit_days: list[date] | None = None) -> list[ScaleTrend]:
-    """One trend per scale the patient has answered, from a single query."""
-    rows = list(
-        ScaleResponse.objects.filter(patient=patient).order_by(
-            "instrument_code", "administered_at", "pk"
-        )
+# What a trend needs from each response: not the answers' subscales and conventions (JSON the
+# chart would decode for every response and never show).
+TREND_FIELDS = ("instrument_code", "administered_at", "total", "band", "flags", "prorated")
+
+
+def _trend_rows(patient: Patient) -> list[ScaleResponse]:
+    return list(
+        ScaleResponse.objects.filter(patient=patient)
+        .only(*TREND_FIELDS)
+        .order_by("instrument_code", "administered_at", "pk")
     )
+
+
+def _build_trends(
+    rows: list[ScaleResponse], visit_days: Callable[[], list[date]]
+) -> list[ScaleTrend]:
+    """One trend per scale in `rows`; `visit_days` is called once, and only when a trend has
+    points to draw."""
     by_code: dict[str, list[ScaleResponse]] = defaultdict(list)
     for row in rows:
         by_code[row.instrument_code].append(row)
-    result = []
     # A fixed order, the instrument list's (PHQ-9, PHQ-2, GAD-7, QIDS-SR16, ...), so each
     # chart stays in its place from visit to visit.
     order = {instrument.code: n for n, instrument in enumerate(list_instruments())}
+    days: list[date] | None = None
+    result = []
     for code, responses in sorted(
         by_code.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])
     ):
@@ -72,6 +85,8 @@ def trends(patient: Patient, visit_days: list[date] | None = None) -> list[Scale
             )
             for r in scored
         ]
+        if points and days is None:
+            days = visit_days()
         baseline = scored[0] if scored else None
         latest = responses[-1]
         result.append(
@@ -81,14 +96,17 @@ def trends(patient: Patient, visit_days: list[date] | None = None) -> list[Scale
                 latest=latest,
                 baseline=baseline,
                 outcome=_classify(code, baseline, latest),
-                svg=trend_svg(
-                    instrument, points, visit_days or [], f"{instrument.short_name} over time"
-                )
+                svg=trend_svg(instrument, points, days or [], f"{instrument.short_name} over time")
                 if points
                 else "",
             )
         )
     return result
+
+
+def trends(patient: Patient, visit_days: list[date] | None = None) -> list[ScaleTrend]:
+    """One trend per scale the patient has answered, from a single query."""
+    return _build_trends(_trend_rows(patient), lambda: visit_days or [])
 
 
 def visit_days(patient: Patient) -> list[date]:
@@ -110,7 +128,29 @@ def visit_days(patient: Patient) -> list[date]:
 
 def open_alerts_for_patient(patient: Patient) -> list[Alert]:
     return list(
-        Alert.objects.filter(patient=patient, acknowledged_at__isnull=True).order_by("-opened_at")
+        Alert.objects.filter(patient=patient, acknowledged_at__isnull=True)
+        .only("severity", "reasons", "opened_at")
+        .order_by("-opened_at")
+    )
+
+
+@dataclass
+class ChartScales:
+    trends: list[ScaleTrend]
+    open_alerts: list[Alert]
+
+
+def chart_scales(patient: Patient) -> ChartScales:
+    """The chart's rating-scale trends and open-alert banners: the responses, then the visit
+    days only when a trend has points to draw, and the open alerts only when the patient
+    has responses (an alert always belongs to one: Alert.response is required and
+    protected), so a patient without scales costs one query instead of three."""
+    rows = _trend_rows(patient)
+    if not rows:
+        return ChartScales(trends=[], open_alerts=[])
+    return ChartScales(
+        trends=_build_trends(rows, lambda: visit_days(patient)),
+        open_alerts=open_alerts_for_patient(patient),
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,8 +12,9 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q, QuerySet, Subquery, Window
 from django.db.models.functions import Lower, Upper
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
-from ketaclinic.accounts.models import Clinic
+from ketaclinic.accounts.models import Clinic, User
 from ketaclinic.audit.models import AuditAction, AuditEntry
 from ketaclinic.clinical import dosing
 from ketaclinic.patients.models import BodyMeasurement, Patient
@@ -139,7 +142,7 @@ class Chart:
     measurements: list[BodyMeasurement]
     measurement_count: int
     history: list[dict[str, Any]]
-    recent_viewers: list[AuditEntry]
+    recent_viewers: list[ChartViewer]
 
 
 RECENT_MEASUREMENTS = 10
@@ -148,6 +151,7 @@ RECENT_VIEWERS = 15
 
 
 def chart(clinic: Clinic, patient_id: int, *, clinical: bool) -> Chart:
+    """The chart's reads: four queries (three without `clinical`)."""
     patient = get_patient(clinic, patient_id)
     measurements: list[BodyMeasurement] = []
     if clinical:
@@ -213,19 +217,29 @@ HISTORY_FIELDS_HIDDEN = {
 }
 
 
-def edit_history(patient: Patient, limit: int | None) -> list[dict[str, Any]]:
-    """Each saved version with who, when and which fields changed (old and new values)."""
-    records = patient.history_records.select_related("history_user").order_by(
-        "-history_date", "-history_id"
-    )
-    if limit is not None:
-        records = records[: limit + 1]
-    rows = list(records)
-    fields = [
+@functools.cache
+def _history_fields() -> list[Any]:
+    """The fields an edit can change, in model order (the same for every patient)."""
+    return [
         f
         for f in Patient.history.model._meta.fields  # type: ignore[attr-defined]
         if f.attname not in HISTORY_FIELDS_HIDDEN and f.name not in HISTORY_FIELDS_HIDDEN
     ]
+
+
+def edit_history(patient: Patient, limit: int | None) -> list[dict[str, Any]]:
+    """Each saved version with who, when and which fields changed (old and new values)."""
+    # The model's own manager, not patient.history_records: that related manager builds a
+    # new manager class on every access.
+    records = (
+        Patient.history.model.objects.filter(history_relation=patient)  # type: ignore[attr-defined]
+        .select_related("history_user")
+        .order_by("-history_date", "-history_id")
+    )
+    if limit is not None:
+        records = records[: limit + 1]
+    rows = list(records)
+    fields = _history_fields()
     history = []
     for index, record in enumerate(rows[:limit] if limit is not None else rows):
         older = rows[index + 1] if index + 1 < len(rows) else None
@@ -247,10 +261,30 @@ def edit_history(patient: Patient, limit: int | None) -> list[dict[str, Any]]:
     return history
 
 
-def chart_viewers(clinic: Clinic, patient_id: int, limit: int) -> list[AuditEntry]:
-    return list(
+@dataclass(frozen=True)
+class ChartViewer:
+    at: datetime
+    when: str  # `at` in the current time zone, as YYYY-MM-DD HH:MM
+    who: str  # the staff member's display name; "system" without one
+
+
+def chart_viewers(clinic: Clinic, patient_id: int, limit: int) -> list[ChartViewer]:
+    """The latest `limit` chart views, as plain values with the time and name formatted here:
+    on a busy chart this table has 15 rows, and as model rows with the template's date filter
+    it cost about 0.8 ms of CPU a view (more than the query)."""
+    rows = (
         AuditEntry.objects.filter(clinic=clinic, patient_id=patient_id, action=AuditAction.READ)
-        .select_related("actor")
-        .only("at", "actor", *(f"actor__{name}" for name in USER_NAME_FIELDS))
-        .order_by("-at")[:limit]
+        .order_by("-at")
+        .values_list("at", "actor_id", *(f"actor__{name}" for name in USER_NAME_FIELDS))[:limit]
     )
+    return [
+        ChartViewer(
+            at=at,
+            when=timezone.localtime(at).strftime("%Y-%m-%d %H:%M"),
+            # An unsaved User holding only the name fields, for its display_name.
+            who=User(**dict(zip(USER_NAME_FIELDS, names, strict=True))).display_name
+            if actor_id is not None
+            else "system",
+        )
+        for at, actor_id, *names in rows
+    ]
