@@ -4,8 +4,10 @@ demo always shows everything that works."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,11 +16,16 @@ from ketaclinic.accounts.models import Clinic
 from ketaclinic.accounts.roles import Role
 from ketaclinic.accounts.services import create_clinic, create_staff
 from ketaclinic.audit.context import Actor
+from ketaclinic.demo.courses_demo import load_courses_demo
+from ketaclinic.demo.dosing_demo import Runner as DosingRunner
+from ketaclinic.demo.dosing_demo import complete_session, start_today
+from ketaclinic.demo.inventory_demo import load_inventory_demo
 from ketaclinic.demo.scales import load_scales
 from ketaclinic.demo.synthetic import person
 from ketaclinic.patients import services as patient_services
 
 DEMO_CLINIC = "Demo Ketamine Clinic"
+DOSING_DAYS = 4  # the last days' sessions run in full through the dosing session
 DEMO_PASSWORD = "ketaclinic-demo"  # noqa: S105 - printed for the demo on purpose
 DEMO_STAFF = [
     # username, role, first, last, credentials
@@ -98,15 +105,34 @@ def load_demo(patients: int = 40, seed: int = 2026) -> Clinic:
                     height_cm=Decimal(str(p.height_cm)) if visit == 0 else None,
                     measured_at=when,
                 )
+    by_name = {
+        "nurse": users[Role.NURSE],
+        "prescriber": users[Role.PRESCRIBER],
+        "admin": users[Role.CLINIC_ADMIN],
+        "frontdesk": users[Role.FRONT_DESK],
+    }
     # Rating scales: their own random stream, so the people above stay the same.
-    load_scales(
-        clinic,
-        {
-            "nurse": users[Role.NURSE],
-            "prescriber": users[Role.PRESCRIBER],
-            "admin": users[Role.CLINIC_ADMIN],
-        },
-        random.Random(seed + 1),
-        today,
+    plans = load_scales(clinic, by_name, random.Random(seed + 1), today)
+    # Courses in every phase that follow those histories, chairs, bookings and reminders.
+    tz = ZoneInfo(clinic.time_zone)
+    dosing_from = datetime.combine(
+        timezone.localdate(timezone=tz) - timedelta(days=DOSING_DAYS), time(0), tzinfo=tz
     )
+    courses = load_courses_demo(
+        clinic, by_name, plans, random.Random(seed + 2), dosing_from=dosing_from
+    )
+    # The controlled-substance ledger: a month of entries for the sessions given; the last
+    # days' sessions run in full through the dosing session, which posts their entries.
+    runner = DosingRunner(clinic, by_name, DEMO_PASSWORD, random.Random(seed + 4))
+    load_inventory_demo(
+        clinic,
+        users,
+        password=DEMO_PASSWORD,
+        seed=seed + 3,
+        visits=courses.visits,
+        full_session=partial(complete_session, runner),
+    )
+    runner.amend_one()
+    # Sessions in progress now, on the chair board.
+    start_today(runner)
     return clinic
