@@ -105,3 +105,15 @@ def test_roles_without_measurement_rights_get_no_form(world):  # type: ignore[no
         .content.decode()
     )
     assert 'id="measurement-form"' not in html
+
+
+def test_a_changed_responsible_prescriber_shows_their_name_in_the_history(world) -> None:  # type: ignore[no-untyped-def]
+    patient = register(world.clinic_a, world.nurse)
+    # As starting a course does when the patient has no responsible prescriber yet.
+    patient.responsible_prescriber = world.prescriber
+    patient._history_user = world.prescriber
+    patient.save(update_fields=["responsible_prescriber"])
+    page = signed_in(world.nurse).get(reverse("patients:chart", args=[patient.pk]))
+    history = page.content.decode()
+    assert world.prescriber.display_name in history
+    assert f"→ {world.prescriber.pk}<" not in history

@@ -258,7 +258,27 @@ def edit_history(patient: Patient, limit: int | None) -> list[dict[str, Any]]:
                 "is_first": older is None and record.history_type == "+",
             }
         )
+    _name_staff_in_changes(history, fields)
     return history
+
+
+def _name_staff_in_changes(history: list[dict[str, Any]], fields: list[Any]) -> None:
+    """A changed staff field (the responsible prescriber) shows the person, not their id: one
+    query, and only when such a change is on the page."""
+    from ketaclinic.accounts.models import User
+
+    staff_fields = {
+        f.verbose_name for f in fields if getattr(f, "related_model", None) is User
+    }
+    changes = [c for row in history for c in row["changes"] if c["field"] in staff_fields]
+    ids = {v for c in changes for v in (c["old"], c["new"]) if v is not None}
+    if not ids:
+        return
+    names = {u.pk: u.display_name for u in User.objects.filter(pk__in=ids)}
+    for change in changes:
+        for side in ("old", "new"):
+            if change[side] is not None:
+                change[side] = names.get(change[side], change[side])
 
 
 @dataclass(frozen=True)
