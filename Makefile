@@ -36,8 +36,9 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy src/ketaclinic/clinical
 
+# SQLite whatever the environment says: .ci/run exports the PostgreSQL URL for the next run.
 test-sqlite: install-dev
-	$(VENV)/bin/pytest -q -m "not e2e" -n $(PYTEST_WORKERS)
+	env -u KETACLINIC_TEST_DATABASE_URL $(VENV)/bin/pytest -q -m "not e2e" -n $(PYTEST_WORKERS)
 
 test-postgres: install-dev
 	@if $(PY) bench/pg_available.py "$(KETACLINIC_TEST_DATABASE_URL)"; then \
