@@ -25,7 +25,7 @@ def _rx(world):  # type: ignore[no-untyped-def]
 def _past_course(world, weeks_ago: int = 5, **kwargs):  # type: ignore[no-untyped-def]
     """A course that started `weeks_ago` weeks ago (its assessment signed today)."""
     patient = register(world.clinic_a, world.prescriber)
-    start = services.clinic_today(world.clinic_a) - timedelta(weeks=weeks_ago)
+    start = world.clinic_a.today() - timedelta(weeks=weeks_ago)
     return helpers.esketamine_course(patient, world.prescriber, start=start, **kwargs)
 
 
@@ -146,7 +146,7 @@ def test_resuming_in_weeks_1_to_4_continues_the_schedule_without_catch_up(world)
     course = _past_course(world, weeks_ago=2)  # label week 3 today
     services.pause_course(_rx(world), course, reason="Flu.")
     guidance = services.resume_course(
-        _rx(world), course, resume_on=services.clinic_today(world.clinic_a), depression_worse=True
+        _rx(world), course, resume_on=world.clinic_a.today(), depression_worse=True
     )
     assert guidance.action == "continue_schedule"
     assert guidance.label_week == 3
@@ -156,7 +156,7 @@ def test_resuming_in_weeks_1_to_4_continues_the_schedule_without_catch_up(world)
     missed = course.appointments.filter(move_reason="missed while paused")
     assert (
         missed.count()
-        == course.appointments.filter(latest__lt=services.clinic_today(world.clinic_a)).count()
+        == course.appointments.filter(latest__lt=world.clinic_a.today()).count()
     )
     assert missed.count() >= 3
     assert not course.appointments.filter(number__gt=12).exists()
@@ -169,7 +169,7 @@ def test_resuming_maintenance_with_worse_depression_suggests_the_previous_freque
     course = _past_course(world, weeks_ago=6)  # label week 7: weekly
     services.pause_course(_rx(world), course, reason="Travel.")
     guidance = services.resume_course(
-        _rx(world), course, resume_on=services.clinic_today(world.clinic_a), depression_worse=True
+        _rx(world), course, resume_on=world.clinic_a.today(), depression_worse=True
     )
     assert guidance.action == "consider_previous_frequency"
     assert (guidance.current_frequency, guidance.suggested_frequency) == (
@@ -185,7 +185,7 @@ def test_only_a_paused_course_resumes(world) -> None:  # type: ignore[no-untyped
         services.resume_course(
             _rx(world),
             course,
-            resume_on=services.clinic_today(world.clinic_a),
+            resume_on=world.clinic_a.today(),
             depression_worse=False,
         )
 
@@ -197,7 +197,7 @@ def test_a_course_cannot_resume_before_it_was_paused(world) -> None:  # type: ig
         services.resume_course(
             _rx(world),
             course,
-            resume_on=services.clinic_today(world.clinic_a) - timedelta(days=1),
+            resume_on=world.clinic_a.today() - timedelta(days=1),
             depression_worse=False,
         )
     assert "resume_on" in exc.value.message_dict
@@ -212,7 +212,7 @@ def test_resuming_returns_to_maintenance_if_it_was_in_maintenance(world) -> None
     )
     services.pause_course(_rx(world), course, reason="Travel.")
     guidance = services.resume_course(
-        _rx(world), course, resume_on=services.clinic_today(world.clinic_a), depression_worse=True
+        _rx(world), course, resume_on=world.clinic_a.today(), depression_worse=True
     )
     course.refresh_from_db()
     assert course.status == "maintenance"
@@ -260,7 +260,7 @@ def test_a_pause_releases_only_future_bookings(world) -> None:  # type: ignore[n
     first = course.appointments.get(number=1)
     earlier = helpers.at(world.clinic_a, first.target, 9)
     Appointment.objects.filter(pk=first.pk).update(status="booked", starts_at=earlier, chair=chair)
-    later = course.appointments.filter(earliest__gt=services.clinic_today(world.clinic_a)).order_by(
+    later = course.appointments.filter(earliest__gt=world.clinic_a.today()).order_by(
         "number"
     )[0]
     services.book(

@@ -25,7 +25,7 @@ def _course_new_url(patient, assessment) -> str:  # type: ignore[no-untyped-def]
 def _esketamine_post(world, **extra):  # type: ignore[no-untyped-def]
     data = {
         "protocol": "esketamine_trd",
-        "start_date": (services.clinic_today(world.clinic_a) + timedelta(days=1)).isoformat(),
+        "start_date": (world.clinic_a.today() + timedelta(days=1)).isoformat(),
         "indication": "trd",
         "responsible_prescriber": world.prescriber.pk,
         "maintenance_sessions": 0,
@@ -40,7 +40,7 @@ def _esketamine_post(world, **extra):  # type: ignore[no-untyped-def]
 
 def test_a_prescriber_starts_an_esketamine_course_and_sees_12_sessions(world) -> None:  # type: ignore[no-untyped-def]
     patient = register(world.clinic_a, world.prescriber)
-    patient.rems_patient_id, patient.rems_enrolled_on = "R-1", services.clinic_today(world.clinic_a)
+    patient.rems_patient_id, patient.rems_enrolled_on = "R-1", world.clinic_a.today()
     patient.save()
     signed = helpers.assessment(patient, world.prescriber)
     client = signed_in(world.prescriber)
@@ -57,7 +57,7 @@ def test_a_prescriber_starts_an_esketamine_course_and_sees_12_sessions(world) ->
 
 def test_the_course_form_shows_a_hard_stop_and_stores_nothing(world) -> None:  # type: ignore[no-untyped-def]
     patient = register(world.clinic_a, world.prescriber)
-    patient.rems_patient_id, patient.rems_enrolled_on = "R-1", services.clinic_today(world.clinic_a)
+    patient.rems_patient_id, patient.rems_enrolled_on = "R-1", world.clinic_a.today()
     patient.save()
     signed = helpers.assessment(patient, world.prescriber, aneurysmal_vascular_disease_or_avm=True)
     client = signed_in(world.prescriber)
@@ -91,7 +91,7 @@ def test_the_course_form_asks_for_rems_enrolment(world) -> None:  # type: ignore
 
 def test_a_caution_override_from_the_form_is_audited(world) -> None:  # type: ignore[no-untyped-def]
     patient = register(world.clinic_a, world.prescriber)
-    patient.rems_patient_id, patient.rems_enrolled_on = "R-1", services.clinic_today(world.clinic_a)
+    patient.rems_patient_id, patient.rems_enrolled_on = "R-1", world.clinic_a.today()
     patient.save()
     signed = helpers.assessment(patient, world.prescriber, seizure_disorder=True)
     response = signed_in(world.prescriber).post(
@@ -110,7 +110,7 @@ def test_an_iv_dose_above_half_a_mg_per_kg_is_asked_for_its_reason(world) -> Non
     signed = helpers.assessment(patient, world.prescriber, drug="ketamine")
     data = {
         "protocol": "iv_ketamine_standard",
-        "start_date": (services.clinic_today(world.clinic_a) + timedelta(days=1)).isoformat(),
+        "start_date": (world.clinic_a.today() + timedelta(days=1)).isoformat(),
         "indication": "trd",
         "responsible_prescriber": world.prescriber.pk,
         "maintenance_sessions": 0,
@@ -179,7 +179,7 @@ def test_the_front_desk_sees_the_schedule_but_not_the_scores(world) -> None:  # 
 
 def test_a_prescriber_pauses_and_resumes_with_the_labels_guidance(world) -> None:  # type: ignore[no-untyped-def]
     patient = register(world.clinic_a, world.prescriber)
-    start = services.clinic_today(world.clinic_a) - timedelta(weeks=6)  # label week 7 today
+    start = world.clinic_a.today() - timedelta(weeks=6)  # label week 7 today
     course = helpers.esketamine_course(patient, world.prescriber, start=start)
     url = reverse("treatment:course", kwargs={"course_id": course.pk})
     client = signed_in(world.prescriber)
@@ -197,7 +197,7 @@ def test_a_prescriber_pauses_and_resumes_with_the_labels_guidance(world) -> None
         url,
         {
             "action": "resume",
-            "resume-resume_on": services.clinic_today(world.clinic_a).isoformat(),
+            "resume-resume_on": world.clinic_a.today().isoformat(),
             "resume-depression_worse": "on",
         },
         follow=True,
@@ -222,7 +222,7 @@ def test_the_front_desk_cannot_pause_a_course(world) -> None:  # type: ignore[no
 def test_a_prescriber_records_the_decision_after_the_induction(world) -> None:  # type: ignore[no-untyped-def]
     patient = register(world.clinic_a, world.prescriber)
     course = helpers.esketamine_course(
-        patient, world.prescriber, start=services.clinic_today(world.clinic_a) - timedelta(weeks=5)
+        patient, world.prescriber, start=world.clinic_a.today() - timedelta(weeks=5)
     )
     url = reverse("treatment:course", kwargs={"course_id": course.pk})
     client = signed_in(world.prescriber)
@@ -242,7 +242,7 @@ def test_an_integration_session_is_added_from_the_course_page(world) -> None:  #
     course = helpers.esketamine_course(patient, world.prescriber)
     url = reverse("treatment:course", kwargs={"course_id": course.pk})
     client = signed_in(world.staff_a["front_desk"])
-    day = (services.clinic_today(world.clinic_a) + timedelta(days=3)).isoformat()
+    day = (world.clinic_a.today() + timedelta(days=3)).isoformat()
     assert client.post(url, {"action": "integration", "day": day}).status_code == 302
     assert course.appointments.filter(kind="integration").count() == 1
     bad = client.post(url, {"action": "integration", "day": "next tuesday"}, follow=True)
@@ -259,7 +259,7 @@ def test_a_prescriber_amends_the_weight_basis_with_a_reason(world) -> None:  # t
         patient,
         signed,
         protocol="iv_ketamine_standard",
-        start_date=services.clinic_today(world.clinic_a) + timedelta(days=1),
+        start_date=world.clinic_a.today() + timedelta(days=1),
         indication="trd",
         responsible_prescriber=world.prescriber,
         mg_per_kg=Decimal("0.5"),

@@ -156,8 +156,6 @@ def _history(session: DosingSession, before: datetime) -> list[protocols.Session
     without a session record here (given before the clinic charted sessions in ketaclinic),
     taken at their planned dose. Without the latter a patient in maintenance would be judged
     as on day 1 (esketamine: 56 mg only)."""
-    from ketaclinic.treatment.models import Appointment, AppointmentKind, AppointmentStatus
-
     dosed = list(
         DosingSession.objects.filter(course_id=session.course_id, first_dose_at__lt=before)
         .exclude(pk=session.pk)

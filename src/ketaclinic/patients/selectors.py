@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.paginator import Page, Paginator
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower, Upper
 from django.shortcuts import get_object_or_404
@@ -264,8 +265,6 @@ def _staff(actor_id: int | None, names: Any) -> User | None:
 def _converter(model: Any, name: str) -> Any:
     """What the ORM does to a column's raw value on this database (SQLite hands back text
     datetimes and float decimals; PostgreSQL aware datetimes and Decimals)."""
-    from django.db import connection
-
     column = model._meta.get_field(name).get_col(model._meta.db_table)
     steps = [*connection.ops.get_db_converters(column), *column.get_db_converters(connection)]
 
@@ -281,8 +280,6 @@ def _raw_rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     """Plain SQL for the chart's busiest reads: an ORM query cost 0.5-1 ms of CPU to compile
     and turn into objects, ten times the raw query. The SQL is written for both SQLite and
     PostgreSQL (window functions, LIMIT, no vendor functions)."""
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall())
@@ -361,8 +358,6 @@ def _history_fields() -> list[Any]:
 def _history_sql(vendor: str, limited: bool) -> str:
     """The edit-history read: the compared columns (named by the model, so nothing here comes
     from input), then when, kind and who. Built once per process and database vendor."""
-    from django.db import connection
-
     quote = connection.ops.quote_name
     columns = ", ".join(f"h.{quote(f.column)}" for f in _history_fields())
     return (
@@ -377,8 +372,6 @@ def _history_sql(vendor: str, limited: bool) -> str:
 
 def edit_history(patient: Patient, limit: int | None) -> list[dict[str, Any]]:
     """Each saved version with who, when and which fields changed (old and new values)."""
-    from django.db import connection
-
     fields = _history_fields()
     history_model = Patient.history.model  # type: ignore[attr-defined]
     params: list[Any] = [patient.pk]
@@ -422,8 +415,6 @@ def edit_history(patient: Patient, limit: int | None) -> list[dict[str, Any]]:
 def _name_staff_in_changes(history: list[dict[str, Any]], fields: list[Any]) -> None:
     """A changed staff field (the responsible prescriber) shows the person, not their id: one
     query, and only when such a change is on the page."""
-    from ketaclinic.accounts.models import User
-
     staff_fields = {
         f.verbose_name for f in fields if getattr(f, "related_model", None) is User
     }

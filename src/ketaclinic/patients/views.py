@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import date
 
 from django.conf import settings
 from django.contrib import messages
@@ -8,7 +9,6 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from ketaclinic.accounts.access import has_perm, requires
@@ -20,10 +20,8 @@ from ketaclinic.patients import selectors, services
 from ketaclinic.patients.forms import MeasurementForm, PatientForm, SearchForm
 
 
-def _clinic_today(request: HttpRequest):  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
-    return timezone.now().astimezone(ZoneInfo(request.clinic.time_zone)).date()  # type: ignore[attr-defined]
+def _clinic_today(request: HttpRequest) -> date:
+    return request.clinic.today()  # type: ignore[attr-defined,no-any-return]
 
 
 @requires(Perm.PATIENT_VIEW)

@@ -47,11 +47,6 @@ DEFAULT_DURATION = {Route.IV: 120, Route.NASAL: 150, Route.IM: 120, Route.ORAL: 
 BOOKABLE = (AppointmentStatus.PLANNED, AppointmentStatus.BOOKED)
 
 
-def clinic_today(clinic: Any) -> date:
-    """Today on the clinic's own calendar (the server runs in UTC; near midnight they differ)."""
-    return timezone.localdate(timezone=ZoneInfo(clinic.time_zone))
-
-
 def _errors(**fields: str) -> ValidationError:
     return ValidationError({k: v for k, v in fields.items()})
 
@@ -101,7 +96,7 @@ def record_assessment(
         raise ValidationError(errors)
     try:
         result = eligibility.assess(
-            drug, _findings(patient, findings, vitals, clinic_today(actor.clinic))
+            drug, _findings(patient, findings, vitals, actor.clinic.today())
         )
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
@@ -215,7 +210,7 @@ def start_course(
     assessment = EligibilityAssessment.objects.get(pk=assessment.pk)
     if patient.clinic_id != clinic.pk or assessment.patient_id != patient.pk:
         raise PermissionError("Patient or assessment belongs elsewhere.")
-    today = clinic_today(clinic)
+    today = clinic.today()
     problems: dict[str, str] = {}
     if not assessment.is_signed:
         problems["assessment"] = "The eligibility assessment must be signed by a prescriber."
@@ -660,7 +655,7 @@ def pause_course(actor: Actor, course: TreatmentCourse, *, reason: str) -> int:
     )
     locked.status_before_pause = locked.status
     locked.status = CourseStatus.PAUSED
-    locked.paused_on = clinic_today(actor.clinic)
+    locked.paused_on = actor.clinic.today()
     locked.save(update_fields=["status", "status_before_pause", "paused_on"])
     audit.record(
         actor,

@@ -101,7 +101,7 @@ def course_new(request: HttpRequest, patient_id: int, assessment_id: int) -> Htt
         clinic=request.clinic,
         drug=assessment.drug,  # type: ignore[attr-defined]
         initial={
-            "start_date": services.clinic_today(request.clinic) + timedelta(days=1),  # type: ignore[attr-defined]
+            "start_date": request.clinic.today() + timedelta(days=1),  # type: ignore[attr-defined]
             "responsible_prescriber": request.user.pk,
         },
     )
@@ -158,7 +158,7 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
     resume_form = ResumeForm(
         request.POST if action == "resume" else None,
         prefix="resume",
-        initial={"resume_on": services.clinic_today(request.clinic)},  # type: ignore[attr-defined]
+        initial={"resume_on": request.clinic.today()},  # type: ignore[attr-defined]
     )
     if request.method == "POST":
         actor = Actor.from_request(request)
@@ -227,7 +227,7 @@ def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
     audit.record_read(
         Actor.from_request(request), "treatment_course", course_id, patient_id=course.patient_id
     )
-    today = services.clinic_today(request.clinic)  # type: ignore[attr-defined]
+    today = request.clinic.today()  # type: ignore[attr-defined]
     resume_preview = []
     if clinical and course.status == CourseStatus.PAUSED:
         for worse in (False, True):
@@ -321,7 +321,7 @@ def appointment_cancel(request: HttpRequest, appointment_id: int) -> HttpRespons
 @requires(Perm.SCHEDULE_VIEW)
 @require_http_methods(["GET"])
 def calendar_view(request: HttpRequest) -> HttpResponse:
-    today = services.clinic_today(request.clinic)  # type: ignore[attr-defined]
+    today = request.clinic.today()  # type: ignore[attr-defined]
     try:
         start = (
             date.fromisoformat(request.GET.get("date", "")) if request.GET.get("date") else today
