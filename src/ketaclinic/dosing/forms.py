@@ -168,9 +168,11 @@ class DoseChangeForm(SessionForm):
     reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class DeviceForm(ClockForm):
-    container = forms.ChoiceField(label="Device (lot)")
-    at = time_field("Given at")
+class ContainerChoice:
+    """A `container` choice field filled with the usable containers the view passes in."""
+
+    fields: dict[str, Any]
+    cleaned_data: dict[str, Any]
 
     def __init__(self, *args: Any, containers: list[Any] = (), **kwargs: Any):  # type: ignore[assignment]
         super().__init__(*args, **kwargs)
@@ -184,7 +186,12 @@ class DeviceForm(ClockForm):
         return self.containers.get(self.cleaned_data.get("container") or "")
 
 
-class InfusionStartForm(SessionForm):
+class DeviceForm(ContainerChoice, ClockForm):
+    container = forms.ChoiceField(label="Device (lot)")
+    at = time_field("Given at")
+
+
+class InfusionStartForm(ContainerChoice, SessionForm):
     container = forms.ChoiceField(label="Vial (lot)")
     drawn_mg = forms.DecimalField(
         label="Drawn (mg)",
@@ -204,17 +211,6 @@ class InfusionStartForm(SessionForm):
     )
     at = time_field("Started at")
     service_fields = {"concentration_mg_per_ml": "concentration", "drawn_ug": "drawn_mg"}
-
-    def __init__(self, *args: Any, containers: list[Any] = (), **kwargs: Any):  # type: ignore[assignment]
-        super().__init__(*args, **kwargs)
-        self.containers = {str(c.pk): c for c in containers}
-        self.fields["container"].choices = [
-            (str(c.pk), f"{c.label} · lot {c.lot.lot_number} · exp {c.lot.expiry:%Y-%m-%d}")
-            for c in containers
-        ]
-
-    def container_obj(self) -> Any:
-        return self.containers.get(self.cleaned_data.get("container") or "")
 
 
 class InfusionStopForm(SessionForm):

@@ -101,11 +101,6 @@ def _require(actor: Actor, perm: Perm, what: str) -> None:
         raise PermissionError(f"{what}: your role may not do this.")
 
 
-def _is_prescriber(actor: Actor) -> bool:
-    member = Membership.objects.filter(user=actor.user, clinic=actor.clinic, is_active=True).first()
-    return member is not None and role_has(member.role, Perm.SESSION_DECIDE)
-
-
 def _lock(
     actor: Actor,
     session: DosingSession,
