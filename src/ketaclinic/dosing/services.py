@@ -14,8 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from ketaclinic.accounts.models import Clinic, Membership
-from ketaclinic.accounts.roles import Perm, role_has
+from ketaclinic.accounts.models import Clinic
+from ketaclinic.accounts.roles import Perm
+from ketaclinic.accounts.services import actor_may
 from ketaclinic.audit import services as audit
 from ketaclinic.audit.context import Actor
 from ketaclinic.audit.models import AuditAction
@@ -96,8 +97,7 @@ def _fail(field: str | None, message: str) -> ValidationError:
 def _require(actor: Actor, perm: Perm, what: str) -> None:
     if actor.user is None:
         raise PermissionError(f"{what}: a named member of staff must do this.")
-    member = Membership.objects.filter(user=actor.user, clinic=actor.clinic, is_active=True).first()
-    if member is None or not role_has(member.role, perm):
+    if not actor_may(actor, perm):
         raise PermissionError(f"{what}: your role may not do this.")
 
 

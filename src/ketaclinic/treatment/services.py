@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from ketaclinic import notifications
 from ketaclinic.accounts.models import Membership, User
-from ketaclinic.accounts.roles import Role
+from ketaclinic.accounts.roles import Perm, Role
+from ketaclinic.accounts.services import actor_may
 from ketaclinic.audit import services as audit
 from ketaclinic.audit.context import Actor
 from ketaclinic.audit.models import AuditAction
@@ -139,9 +140,7 @@ def sign_assessment(actor: Actor, assessment: EligibilityAssessment) -> Eligibil
             "This assessment is already signed; signed records are not "
             "changed. Record a new assessment instead."
         )
-    if not Membership.objects.filter(
-        user=actor.user, clinic=actor.clinic, role=Role.PRESCRIBER, is_active=True
-    ).exists():
+    if not actor_may(actor, Perm.ASSESSMENT_SIGN):
         raise PermissionError("Only a prescriber signs an eligibility assessment.")
     locked.signed_by = actor.user
     locked.signed_at = timezone.now()
@@ -738,9 +737,7 @@ def change_weight_basis(
         raise ValidationError({"weight_basis": "Choose actual, ideal or adjusted body weight."})
     if not reason.strip():
         raise ValidationError({"reason": "Say why the weight basis changes."})
-    if not Membership.objects.filter(
-        user=actor.user, clinic=actor.clinic, role=Role.PRESCRIBER, is_active=True
-    ).exists():
+    if not actor_may(actor, Perm.COURSE_MANAGE):
         raise PermissionError("Only a prescriber changes the dose plan.")
     actual, height = latest_weight(locked.patient)
     if actual is None:
